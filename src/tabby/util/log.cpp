@@ -1,0 +1,30 @@
+#include "tabby/util/log.h"
+
+#include <atomic>
+#include <cstdio>
+#include <mutex>
+
+namespace tabby::log {
+
+namespace {
+std::atomic<bool> g_quiet{false};
+std::mutex g_mutex;
+}  // namespace
+
+void set_quiet(bool q) { g_quiet = q; }
+bool quiet() { return g_quiet; }
+
+void info(const std::string& line) {
+  if (g_quiet) return;
+  std::lock_guard<std::mutex> lock(g_mutex);
+  std::fprintf(stderr, "%s\n", line.c_str());
+  std::fflush(stderr);
+}
+
+void warn(const std::string& line) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  std::fprintf(stderr, "warning: %s\n", line.c_str());
+  std::fflush(stderr);
+}
+
+}  // namespace tabby::log

@@ -1,0 +1,28 @@
+// Messages for people go to stderr; results go to stdout. `quiet` silences
+// informational lines (errors always print).
+#pragma once
+
+#include <fmt/format.h>
+
+#include <string>
+
+namespace tabby::log {
+
+void set_quiet(bool quiet);
+bool quiet();
+
+// One informational line on stderr.
+void info(const std::string& line);
+void warn(const std::string& line);
+
+template <typename... Args>
+void infof(fmt::format_string<Args...> f, Args&&... args) {
+  if (!quiet()) info(fmt::format(f, std::forward<Args>(args)...));
+}
+
+template <typename... Args>
+void warnf(fmt::format_string<Args...> f, Args&&... args) {
+  warn(fmt::format(f, std::forward<Args>(args)...));
+}
+
+}  // namespace tabby::log
