@@ -9,6 +9,21 @@
 
 namespace tabby::testing {
 
+namespace {
+
+// Fills in the test settings that the environment does not give.
+struct DefaultSettings {
+  DefaultSettings() {
+    ::setenv("TABBY_SHARED", TABBY_TEST_DEFAULT_SHARED, 0);
+    ::setenv("TABBY_TEST_TMP", TABBY_TEST_DEFAULT_TMP, 0);
+    ::setenv("TABBY_BIN", TABBY_TEST_DEFAULT_BIN, 0);
+    ::setenv("TABBY_PYTHON", TABBY_TEST_DEFAULT_PYTHON, 0);
+    ::setenv("TABBY_SOURCE_DIR", TABBY_SOURCE_DIR, 0);
+  }
+} const default_settings;
+
+}  // namespace
+
 fs::path scratch_dir(const std::string& name) {
   const char* root = std::getenv("TABBY_TEST_TMP");
   fs::path base = root ? fs::path(root) : fs::temp_directory_path() / "tabby-tests";

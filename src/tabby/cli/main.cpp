@@ -1,2 +1,73 @@
+// tabby: train, evaluate and serve image classifiers from the command line.
+// Exit codes: 0 success, 1 failure (bad data, bad files, diverged training),
+// 2 wrong usage (unknown flags, bad values).
+#include <c10/util/Exception.h>
+
 #include <cstdio>
-int main() { std::puts("tabby: under construction"); return 0; }
+#include <iostream>
+
+#include "tabby/cli/commands.h"
+#include "tabby/util/error.h"
+#include "tabby/util/log.h"
+
+namespace {
+
+void print_error(const std::string& what, const std::string& hint) {
+  std::fprintf(stderr, "error: %s\n", what.c_str());
+  if (!hint.empty()) std::fprintf(stderr, "  hint: %s\n", hint.c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"tabby: train, evaluate and use image classifiers from folders of photos (C++/LibTorch)", "tabby"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("tabby ") + TABBY_VERSION);
+  bool quiet = false;
+  app.add_flag("-q,--quiet", quiet, "Only errors and results; no progress on stderr");
+  app.footer("Run `tabby COMMAND --help` for a command's options. Documentation: README.md");
+
+  std::vector<tabby::cli::Command> commands = {
+      tabby::cli::add_train(app), tabby::cli::add_evaluate(app), tabby::cli::add_predict(app),
+      tabby::cli::add_summary(app), tabby::cli::add_demo(app)};
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::string where = "tabby";
+    for (auto* sub : app.get_subcommands()) where += " " + sub->get_name();
+    print_error(e.what(), "run `" + where + " --help` for the options");
+    return 2;
+  }
+  tabby::log::set_quiet(quiet);
+
+  try {
+    for (auto& c : commands) {
+      if (c.app->parsed()) return c.run();
+    }
+    print_error("no command given", "run `tabby --help`");
+    return 2;
+  } catch (const tabby::UsageError& e) {
+    print_error(e.what(), e.hint());
+    return 2;
+  } catch (const tabby::Error& e) {
+    print_error(e.what(), e.hint());
+    return 1;
+  } catch (const c10::Error& e) {
+    std::string msg = e.what_without_backtrace();
+    print_error("LibTorch: " + msg.substr(0, msg.find('\n')), "this is likely a bug in tabby; please report it");
+    return 1;
+  } catch (const std::bad_alloc&) {
+    print_error("out of memory", "use a smaller --batch-size or --image-size");
+    return 1;
+  } catch (const std::exception& e) {
+    print_error(e.what(), "");
+    return 1;
+  }
+}

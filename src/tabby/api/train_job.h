@@ -1,0 +1,52 @@
+// `tabby train` as a library call: resolve the model, options and data,
+// decode the images once, train with checkpoints into a run folder, keep the
+// chosen weights and evaluate them. The CLI only fills a TrainJob.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "tabby/api/data_source.h"
+#include "tabby/config/train_options.h"
+#include "tabby/train/evaluate.h"
+#include "tabby/train/trainer.h"
+
+namespace tabby {
+
+struct TrainJob {
+  std::string model;                 // preset name or model file
+  DataArgs data;
+  std::optional<int64_t> image_height, image_width;
+  bool crop_to_aspect = false;
+  nlohmann::json train_overrides = nlohmann::json::object();  // [train] keys given as flags
+  // Backbone overrides (flags): weights "imagenet"/"none"/FILE, freezing, top.
+  std::optional<std::string> weights;
+  std::optional<bool> freeze_backbone;
+  std::optional<bool> include_top;
+  std::string device = "auto";
+  int threads = 0;                   // 0: all cores
+  std::filesystem::path out;
+  bool overwrite = false;
+  int stop_after_epochs = 0;         // test hook (see FitContext)
+};
+
+struct TrainOutcome {
+  std::filesystem::path run_dir;
+  FitResult fit;
+  std::optional<EvalResult> validation;  // of the kept weights
+  std::optional<EvalResult> test;
+  nlohmann::json summary;                // what run.json records as "results"
+};
+
+TrainOutcome run_train_job(const TrainJob& job);
+// Continues an interrupted run from its last checkpoint (same data, options
+// and seed as recorded in run.json).
+TrainOutcome resume_train_job(const std::filesystem::path& run_dir, const std::string& device, int threads);
+
+// Sets LibTorch's intra-op threads (0: all cores) and returns the count used.
+int configure_threads(int threads);
+
+}  // namespace tabby

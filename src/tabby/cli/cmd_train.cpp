@@ -1,0 +1,180 @@
+// tabby train: flags -> TrainJob -> run_train_job; prints the results.
+#include <fmt/format.h>
+
+#include <memory>
+
+#include "tabby/api/train_job.h"
+#include "tabby/cli/commands.h"
+#include "tabby/util/error.h"
+
+namespace tabby::cli {
+
+namespace {
+
+struct TrainFlags {
+  TrainJob job;
+  std::string image_size;
+  std::string resume;
+  bool freeze = false, include_top = false, json = false;
+  // Flags that override [train] keys; only the ones given are applied.
+  int epochs = 0;
+  int64_t batch_size = 0;
+  std::string optimizer;
+  double lr = 0, momentum = -1, weight_decay = -1;
+  uint64_t seed = 0;
+  int fine_tune_last = 0, fine_tune_epochs = 0;
+  double fine_tune_lr = 0;
+  bool early_stopping = false, reduce_lr = false;
+  std::string monitor;
+  int patience = -1;
+  double min_delta = -1;
+  bool no_restore = false;
+  double reduce_factor = 0, min_lr = -1;
+  int reduce_patience = -1;
+  std::string keep, feature_cache;
+};
+
+}  // namespace
+
+Command add_train(CLI::App& root) {
+  auto f = std::make_shared<TrainFlags>();
+  CLI::App* app = root.add_subcommand("train", "Train a model on a folder of images (one sub-folder per class)");
+  app->fallthrough(false);
+  auto* g = "Data";
+  app->add_option("--data", f->job.data.data, "Training data: a folder with one sub-folder per class, or a CSV of path,label")
+      ->group(g);
+  app->add_option("--split", f->job.data.split, "TFDS-style slice of --data, e.g. 'train[:40%]'")->group(g);
+  app->add_option("--val", f->job.data.val, "Validation folder (or CSV)")->group(g);
+  app->add_option("--val-split", f->job.data.val_split, "Validation slice of --data, e.g. 'train[40%:50%]'")->group(g);
+  app->add_option("--validation-split", f->job.data.validation_split,
+                  "Hold out this fraction of the training data for validation (seeded, like Keras)")
+      ->group(g);
+  app->add_option("--test", f->job.data.test, "Test folder (or CSV), evaluated after training")->group(g);
+  app->add_option("--test-split", f->job.data.test_split, "Test slice of --data, e.g. 'train[50%:60%]'")->group(g);
+  app->add_option("--test-fraction", f->job.data.test_fraction, "Hold out this fraction of --data as a test set")
+      ->group(g);
+  app->add_flag("--stratify", f->job.data.stratify, "Keep class proportions in fraction splits (always on for CSV)")
+      ->group(g);
+  app->add_option("--image-size", f->image_size, "Input size N or HxW (default: the model's, else 180; 224 for backbones)")
+      ->group(g);
+  app->add_flag("--crop-to-aspect", f->job.crop_to_aspect, "Centre-crop to the target aspect ratio before resizing")
+      ->group(g);
+
+  g = "Model";
+  app->add_option("--model", f->job.model,
+                  "Preset (tutorial-cnn, tutorial-cnn-augmented, mobilenet_v2, resnet50, ...) or a model .toml file")
+      ->group(g);
+  app->add_option("--weights", f->job.weights, "Backbone weights: imagenet, none, or a .safetensors/.pth file")->group(g);
+  app->add_flag("--freeze-backbone", f->freeze, "Freeze the backbone (batch norm in inference mode)")->group(g);
+  app->add_flag("--include-top", f->include_top, "Use the backbone's own classifier (torchvision's fine-tuning recipe)")
+      ->group(g);
+
+  g = "Training";
+  app->add_option("--epochs", f->epochs, "Epochs (default: the model's, else 10)")->group(g);
+  app->add_option("--batch-size", f->batch_size, "Batch size (default 32)")->group(g);
+  app->add_option("--optimizer", f->optimizer, "adam, adamw or sgd (default adam)")->group(g);
+  app->add_option("--lr", f->lr, "Learning rate (default 0.001)")->group(g);
+  app->add_option("--momentum", f->momentum, "SGD momentum (default 0)")->group(g);
+  app->add_option("--weight-decay", f->weight_decay, "Weight decay (default 0; 0.01 for adamw)")->group(g);
+  app->add_option("--seed", f->seed, "Seed for splits, shuffling, augmentation and initialisation (default 1337)")
+      ->group(g);
+  app->add_option("--fine-tune-last", f->fine_tune_last, "After the first phase, unfreeze the backbone's last N blocks")
+      ->group(g);
+  app->add_option("--fine-tune-epochs", f->fine_tune_epochs, "Epochs of the fine-tuning phase")->group(g);
+  app->add_option("--fine-tune-lr", f->fine_tune_lr, "Learning rate of the fine-tuning phase (default 1e-5)")->group(g);
+  app->add_option("--keep", f->keep, "Weights to keep at the end: last or best (by --best-monitor)")->group(g);
+  app->add_option("--feature-cache", f->feature_cache,
+                  "auto|on|off: compute a frozen backbone's features once (auto: when exact)")
+      ->group(g);
+
+  g = "Callbacks";
+  app->add_flag("--early-stopping", f->early_stopping, "Stop when --monitor stops improving (restores the best weights)")
+      ->group(g);
+  app->add_option("--monitor", f->monitor, "Metric for early stopping: val_loss (default), val_accuracy, loss, accuracy")
+      ->group(g);
+  app->add_option("--patience", f->patience, "Early-stopping patience in epochs (default 3)")->group(g);
+  app->add_option("--min-delta", f->min_delta, "Smallest change that counts as an improvement (default 0)")->group(g);
+  app->add_flag("--no-restore-best", f->no_restore, "With early stopping, keep the last weights instead of the best")
+      ->group(g);
+  app->add_flag("--reduce-lr", f->reduce_lr, "Reduce the learning rate on a plateau of val_loss")->group(g);
+  app->add_option("--reduce-lr-factor", f->reduce_factor, "Factor for --reduce-lr (default 0.2)")->group(g);
+  app->add_option("--reduce-lr-patience", f->reduce_patience, "Patience for --reduce-lr (default 2)")->group(g);
+  app->add_option("--min-lr", f->min_lr, "Lower bound for --reduce-lr (default 0)")->group(g);
+
+  g = "Run";
+  app->add_option("--out", f->job.out, "Run folder to write (model, weights, history, checkpoints)")->group(g);
+  app->add_flag("--overwrite", f->job.overwrite, "Replace a run already in --out")->group(g);
+  app->add_option("--resume", f->resume, "Continue an interrupted run from its last checkpoint")->group(g);
+  app->add_option("--device", f->job.device, "auto, cpu, cuda or cuda:N (default auto)")->group(g);
+  app->add_option("--threads", f->job.threads, "CPU threads (default: all cores)")->group(g);
+  app->add_flag("--json", f->json, "Print the results as JSON on stdout")->group(g);
+  app->add_option("--stop-after", f->job.stop_after_epochs, "Testing aid: stop as if killed after N epochs")
+      ->group("");
+
+  Action run = [f, app]() -> int {
+    TrainOutcome outcome;
+    if (!f->resume.empty()) {
+      outcome = resume_train_job(f->resume, app->count("--device") ? f->job.device : "", f->job.threads);
+    } else {
+      if (f->job.model.empty()) throw UsageError("--model is required", "e.g. --model tutorial-cnn or --model mobilenet_v2");
+      if (f->job.data.data.empty()) throw UsageError("--data is required", "a folder with one sub-folder per class");
+      if (!f->image_size.empty()) {
+        auto [h, w] = parse_image_size(f->image_size);
+        f->job.image_height = h;
+        f->job.image_width = w;
+      }
+      if (f->freeze) f->job.freeze_backbone = true;
+      if (f->include_top) f->job.include_top = true;
+      nlohmann::json& t = f->job.train_overrides;
+      if (app->count("--epochs")) t["epochs"] = f->epochs;
+      if (app->count("--batch-size")) t["batch_size"] = f->batch_size;
+      if (app->count("--optimizer")) t["optimizer"] = f->optimizer;
+      if (app->count("--lr")) t["lr"] = f->lr;
+      if (app->count("--momentum")) t["momentum"] = f->momentum;
+      if (app->count("--weight-decay")) t["weight_decay"] = f->weight_decay;
+      if (app->count("--seed")) t["seed"] = f->seed;
+      if (app->count("--fine-tune-last")) t["fine_tune_last"] = f->fine_tune_last;
+      if (app->count("--fine-tune-epochs")) t["fine_tune_epochs"] = f->fine_tune_epochs;
+      if (app->count("--fine-tune-lr")) t["fine_tune_lr"] = f->fine_tune_lr;
+      if (app->count("--keep")) t["keep"] = f->keep;
+      if (app->count("--feature-cache")) t["feature_cache"] = f->feature_cache;
+      if (f->early_stopping || app->count("--patience") || app->count("--monitor")) {
+        nlohmann::json es = {{"enabled", true}};
+        if (app->count("--monitor")) es["monitor"] = f->monitor;
+        if (app->count("--patience")) es["patience"] = f->patience;
+        if (app->count("--min-delta")) es["min_delta"] = f->min_delta;
+        if (f->no_restore) es["restore_best_weights"] = false;
+        t["early_stopping"] = es;
+      }
+      if (f->reduce_lr || app->count("--reduce-lr-factor") || app->count("--reduce-lr-patience")) {
+        nlohmann::json rl = {{"enabled", true}};
+        if (app->count("--reduce-lr-factor")) rl["factor"] = f->reduce_factor;
+        if (app->count("--reduce-lr-patience")) rl["patience"] = f->reduce_patience;
+        if (app->count("--min-lr")) rl["min_lr"] = f->min_lr;
+        t["reduce_lr"] = rl;
+      }
+      outcome = run_train_job(f->job);
+    }
+    if (f->json) {
+      nlohmann::json j = outcome.summary;
+      j["run"] = outcome.run_dir.string();
+      print_json(j.dump(2));
+    } else {
+      std::string line = fmt::format("run: {}\n", outcome.run_dir.string());
+      if (outcome.validation) {
+        line += fmt::format("validation: accuracy {:.4f}, loss {:.4f} ({} images, {} weights)\n",
+                            outcome.validation->accuracy, outcome.validation->loss, outcome.validation->count,
+                            outcome.fit.kept);
+      }
+      if (outcome.test) {
+        line += fmt::format("test: accuracy {:.4f}, loss {:.4f} ({} images)\n", outcome.test->accuracy,
+                            outcome.test->loss, outcome.test->count);
+      }
+      std::fputs(line.c_str(), stdout);
+    }
+    return 0;
+  };
+  return {app, run};
+}
+
+}  // namespace tabby::cli

@@ -1,0 +1,33 @@
+// The subcommands of the `tabby` binary. Each add_* function declares its
+// flags on a CLI11 sub-app and returns the action to run after parsing; the
+// actions only translate flags into library calls (tabby/api) and print.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace tabby::cli {
+
+using Action = std::function<int()>;
+
+struct Command {
+  CLI::App* app;
+  Action run;
+};
+
+Command add_train(CLI::App& root);
+Command add_evaluate(CLI::App& root);
+Command add_predict(CLI::App& root);
+Command add_summary(CLI::App& root);
+Command add_demo(CLI::App& root);
+
+// "150" -> {150,150}; "150x120" -> {150,120} (height x width).
+std::pair<int64_t, int64_t> parse_image_size(const std::string& text);
+
+// Prints JSON to stdout (pretty).
+void print_json(const std::string& json_text);
+
+}  // namespace tabby::cli

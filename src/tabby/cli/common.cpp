@@ -1,0 +1,35 @@
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
+#include "tabby/cli/commands.h"
+#include "tabby/util/error.h"
+
+namespace tabby::cli {
+
+std::pair<int64_t, int64_t> parse_image_size(const std::string& text) {
+  auto parse = [&](const std::string& s) -> int64_t {
+    try {
+      size_t used = 0;
+      long long v = std::stoll(s, &used);
+      if (used != s.size() || v < 8 || v > 4096) throw std::out_of_range(s);
+      return v;
+    } catch (const std::exception&) {
+      throw UsageError("--image-size " + text + ": expected N or HxW with sizes from 8 to 4096 (e.g. 150 or 160x120)");
+    }
+  };
+  auto x = text.find_first_of("xX,");
+  if (x == std::string::npos) {
+    const int64_t n = parse(text);
+    return {n, n};
+  }
+  return {parse(text.substr(0, x)), parse(text.substr(x + 1))};
+}
+
+void print_json(const std::string& json_text) {
+  std::fputs(json_text.c_str(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+}
+
+}  // namespace tabby::cli

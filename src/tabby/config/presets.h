@@ -1,0 +1,20 @@
+// Built-in models, written as the same TOML a user would write: the Keras
+// tutorials' models (see shared/TUTORIALS.md) and one transfer-learning model
+// per zoo backbone.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tabby {
+
+std::vector<std::string> preset_names();
+std::optional<std::string> preset_toml(const std::string& name);
+std::string preset_description(const std::string& name);
+
+// torchvision architecture names the zoo builds (kept here so configs can be
+// validated without the engine).
+const std::vector<std::string>& backbone_arch_names();
+
+}  // namespace tabby

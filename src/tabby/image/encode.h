@@ -1,0 +1,17 @@
+// Image encoding: an 8-bit RGB tabby::Image to the bytes of a PNG or JPEG
+// file (sample grids, exported previews, test fixtures).
+#pragma once
+
+#include <string>
+
+#include "tabby/image/image.h"
+
+namespace tabby {
+
+// Lossless, zlib level 6. Throws tabby::Error for an empty image.
+std::string encode_png(const Image& image);
+
+// Baseline JPEG with 4:2:0 chroma subsampling; quality 1..100 (clamped).
+std::string encode_jpeg(const Image& image, int quality = 90);
+
+}  // namespace tabby

@@ -1,0 +1,448 @@
+#include "tabby/nn/keras_layers.h"
+
+#include <cmath>
+
+#include "tabby/nn/augment.h"
+#include "tabby/util/error.h"
+
+namespace tabby::nn {
+
+namespace F = torch::nn::functional;
+
+ActivationKind parse_activation(const std::string& name, const std::string& where) {
+  if (name == "none" || name == "linear" || name.empty()) return ActivationKind::None;
+  if (name == "relu") return ActivationKind::ReLU;
+  if (name == "sigmoid") return ActivationKind::Sigmoid;
+  if (name == "softmax") return ActivationKind::Softmax;
+  if (name == "tanh") return ActivationKind::Tanh;
+  if (name == "gelu") return ActivationKind::GELU;
+  if (name == "swish" || name == "silu") return ActivationKind::Swish;
+  throw Error(where + ": unknown activation '" + name + "'", "use relu, sigmoid, softmax, tanh, gelu, swish or none");
+}
+
+const char* activation_name(ActivationKind kind) {
+  switch (kind) {
+    case ActivationKind::None: return "none";
+    case ActivationKind::ReLU: return "relu";
+    case ActivationKind::Sigmoid: return "sigmoid";
+    case ActivationKind::Softmax: return "softmax";
+    case ActivationKind::Tanh: return "tanh";
+    case ActivationKind::GELU: return "gelu";
+    case ActivationKind::Swish: return "swish";
+  }
+  return "none";
+}
+
+torch::Tensor apply_activation(ActivationKind kind, const torch::Tensor& x) {
+  switch (kind) {
+    case ActivationKind::None: return x;
+    case ActivationKind::ReLU: return torch::relu(x);
+    case ActivationKind::Sigmoid: return torch::sigmoid(x);
+    case ActivationKind::Softmax: return torch::softmax(x, x.dim() == 4 ? 1 : -1);
+    case ActivationKind::Tanh: return torch::tanh(x);
+    case ActivationKind::GELU: return torch::gelu(x);
+    case ActivationKind::Swish: return x * torch::sigmoid(x);
+  }
+  return x;
+}
+
+namespace {
+
+std::string where_of(const LayerSpec& spec) { return "layer '" + spec.name + "' (" + spec.type + ")"; }
+
+// Keras' default kernel initialiser.
+void glorot_uniform_(torch::Tensor& w, int64_t fan_in, int64_t fan_out) {
+  torch::NoGradGuard no_grad;
+  const double limit = std::sqrt(6.0 / static_cast<double>(fan_in + fan_out));
+  w.uniform_(-limit, limit);
+}
+
+// TensorFlow's "same" padding: total = max((ceil(n/s)-1)*s + k - n, 0), the
+// odd pixel going to the bottom/right.
+std::pair<int64_t, int64_t> same_padding(int64_t n, int64_t k, int64_t s) {
+  const int64_t out = (n + s - 1) / s;
+  const int64_t total = std::max<int64_t>((out - 1) * s + k - n, 0);
+  return {total / 2, total - total / 2};
+}
+
+std::string get_padding(const LayerSpec& spec) {
+  std::string p = spec.get_string("padding", "valid");
+  if (p != "valid" && p != "same") throw Error(where_of(spec) + ": padding must be \"valid\" or \"same\"");
+  return p;
+}
+
+void require_positive(const LayerSpec& spec, const char* key, int64_t v) {
+  if (v <= 0) throw Error(where_of(spec) + ": `" + key + "` must be positive");
+}
+
+void require_4d(const LayerSpec& spec, const std::vector<int64_t>& shape) {
+  if (shape.size() != 3) {
+    throw Error(where_of(spec) + " needs an image-shaped input (height, width, channels), got a flat vector",
+                "put it before Flatten / global pooling");
+  }
+}
+
+class RescalingImpl : public LayerImpl {
+ public:
+  explicit RescalingImpl(const LayerSpec& spec)
+      : LayerImpl("Rescaling"), scale_(spec.get_double("scale", 1.0)), offset_(spec.get_double("offset", 0.0)) {
+    if (!spec.has("scale")) throw Error(where_of(spec) + ": `scale` is required");
+  }
+  torch::Tensor forward(torch::Tensor x) override { return x * scale_ + offset_; }
+  bool is_deterministic_when_frozen() const override { return true; }
+
+ private:
+  double scale_, offset_;
+};
+
+std::vector<double> three_numbers(const LayerSpec& spec, const char* key) {
+  if (!spec.params.contains(key)) throw Error(where_of(spec) + ": `" + key + "` is required (three numbers)");
+  const auto& v = spec.params[key];
+  if (!v.is_array() || v.size() != 3) throw Error(where_of(spec) + ": `" + key + "` must be three numbers (R, G, B)");
+  std::vector<double> out;
+  for (const auto& e : v) {
+    if (!e.is_number()) throw Error(where_of(spec) + ": `" + key + "` must be three numbers (R, G, B)");
+    out.push_back(e.get<double>());
+  }
+  return out;
+}
+
+// (x * scale - mean) / std per channel; torchvision's ImageNet preprocessing
+// is scale 1/255, mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225).
+class NormalizationImpl : public LayerImpl {
+ public:
+  explicit NormalizationImpl(const LayerSpec& spec) : LayerImpl("Normalization") {
+    auto mean = three_numbers(spec, "mean"), std = three_numbers(spec, "std");
+    const double scale = spec.get_double("scale", 1.0 / 255.0);
+    for (double s : std) {
+      if (!(s > 0)) throw Error(where_of(spec) + ": `std` values must be positive");
+    }
+    // Folded into one multiply-add: x * (scale/std) - mean/std.
+    auto mul = torch::tensor({scale / std[0], scale / std[1], scale / std[2]}, torch::kFloat32).view({1, 3, 1, 1});
+    auto add = torch::tensor({-mean[0] / std[0], -mean[1] / std[1], -mean[2] / std[2]}, torch::kFloat32)
+                   .view({1, 3, 1, 1});
+    mul_ = register_buffer("mul", mul);
+    add_ = register_buffer("add", add);
+  }
+  torch::Tensor forward(torch::Tensor x) override { return x * mul_.to(x.dtype()) + add_.to(x.dtype()); }
+  bool is_deterministic_when_frozen() const override { return true; }
+
+ private:
+  torch::Tensor mul_, add_;
+};
+
+std::pair<double, double> factor_range(const LayerSpec& spec, const char* key, bool required) {
+  if (!spec.params.contains(key)) {
+    if (required) throw Error(where_of(spec) + ": `" + key + "` is required");
+    return {0.0, 0.0};
+  }
+  const auto& v = spec.params[key];
+  if (v.is_number()) {
+    const double f = v.get<double>();
+    return {-std::abs(f), std::abs(f)};
+  }
+  if (v.is_array() && v.size() == 2 && v[0].is_number() && v[1].is_number()) {
+    double lo = v[0].get<double>(), hi = v[1].get<double>();
+    if (lo > hi) throw Error(where_of(spec) + ": `" + key + "` range [lo, hi] has lo > hi");
+    return {lo, hi};
+  }
+  throw Error(where_of(spec) + ": `" + key + "` must be a number or [lo, hi]");
+}
+
+class AugmentationImpl : public LayerImpl {
+ public:
+  using LayerImpl::LayerImpl;
+  bool is_augmentation() const override { return true; }
+};
+
+class RandomFlipImpl : public AugmentationImpl {
+ public:
+  explicit RandomFlipImpl(const LayerSpec& spec) : AugmentationImpl("RandomFlip") {
+    const std::string mode = spec.get_string("mode", "horizontal_and_vertical");
+    if (mode == "horizontal") {
+      horizontal_ = true;
+    } else if (mode == "vertical") {
+      vertical_ = true;
+    } else if (mode == "horizontal_and_vertical" || mode == "both") {
+      horizontal_ = vertical_ = true;
+    } else {
+      throw Error(where_of(spec) + ": unknown mode '" + mode + "'", "use horizontal, vertical or both");
+    }
+  }
+  torch::Tensor forward(torch::Tensor x) override { return random_flip(x, horizontal_, vertical_); }
+
+ private:
+  bool horizontal_ = false, vertical_ = false;
+};
+
+class RandomAffineImpl : public AugmentationImpl {
+ public:
+  RandomAffineImpl(const std::string& type, AffineAugment aug) : AugmentationImpl(type), aug_(aug) {}
+  torch::Tensor forward(torch::Tensor x) override { return random_affine(x, aug_); }
+
+ private:
+  AffineAugment aug_;
+};
+
+Layer make_affine(const LayerSpec& spec) {
+  AffineAugment aug;
+  aug.fill = parse_fill_mode(spec.get_string("fill_mode", "reflect"));
+  if (spec.type == "RandomRotation") {
+    aug.rotate = true;
+    aug.rotation = factor_range(spec, "factor", true);
+  } else if (spec.type == "RandomZoom") {
+    aug.zoom = true;
+    aug.zoom_height = factor_range(spec, "height_factor", true);
+    aug.zoom_keep_aspect = !spec.has("width_factor");
+    aug.zoom_width = aug.zoom_keep_aspect ? aug.zoom_height : factor_range(spec, "width_factor", false);
+    if (aug.zoom_height.first <= -1.0 || aug.zoom_width.first <= -1.0) {
+      throw Error(where_of(spec) + ": zoom factors must be greater than -1");
+    }
+  } else {
+    aug.translate = true;
+    aug.translate_height = factor_range(spec, "height_factor", true);
+    aug.translate_width = factor_range(spec, "width_factor", spec.has("width_factor"));
+  }
+  return std::make_shared<RandomAffineImpl>(spec.type, aug);
+}
+
+class RandomContrastImpl : public AugmentationImpl {
+ public:
+  explicit RandomContrastImpl(const LayerSpec& spec) : AugmentationImpl("RandomContrast") {
+    auto r = factor_range(spec, "factor", true);
+    range_ = {1.0 + r.first, 1.0 + r.second};
+    if (range_.first < 0) throw Error(where_of(spec) + ": `factor` must keep the contrast factor >= 0");
+  }
+  torch::Tensor forward(torch::Tensor x) override { return random_contrast(x, range_); }
+
+ private:
+  std::pair<double, double> range_;
+};
+
+class PoolingImpl : public LayerImpl {
+ public:
+  PoolingImpl(const LayerSpec& spec, bool max) : LayerImpl(spec.type), max_(max) {
+    auto pool = spec.get_pair("pool_size", {2, 2});
+    auto stride = spec.get_pair("strides", pool);
+    ph_ = pool.first;
+    pw_ = pool.second;
+    sh_ = stride.first;
+    sw_ = stride.second;
+    require_positive(spec, "pool_size", std::min(ph_, pw_));
+    require_positive(spec, "strides", std::min(sh_, sw_));
+    same_ = get_padding(spec) == "same";
+  }
+  bool is_deterministic_when_frozen() const override { return true; }
+  torch::Tensor forward(torch::Tensor x) override {
+    // x is (B,C,H,W)
+    if (!same_) {
+      return max_ ? F::max_pool2d(x, F::MaxPool2dFuncOptions({ph_, pw_}).stride({sh_, sw_}))
+                  : F::avg_pool2d(x, F::AvgPool2dFuncOptions({ph_, pw_}).stride({sh_, sw_}));
+    }
+    auto [top, bottom] = same_padding(x.size(2), ph_, sh_);
+    auto [left, right] = same_padding(x.size(3), pw_, sw_);
+    if (max_) {
+      auto padded = F::pad(x, F::PadFuncOptions({left, right, top, bottom}).value(-INFINITY));
+      return F::max_pool2d(padded, F::MaxPool2dFuncOptions({ph_, pw_}).stride({sh_, sw_}));
+    }
+    // TensorFlow averages only over the real pixels of a padded window.
+    auto pad = F::PadFuncOptions({left, right, top, bottom});
+    auto sums = F::avg_pool2d(F::pad(x, pad), F::AvgPool2dFuncOptions({ph_, pw_}).stride({sh_, sw_}));
+    auto ones = torch::ones({1, 1, x.size(2), x.size(3)}, x.options());
+    auto counts = F::avg_pool2d(F::pad(ones, pad), F::AvgPool2dFuncOptions({ph_, pw_}).stride({sh_, sw_}));
+    return sums / counts;
+  }
+
+ private:
+  bool max_;
+  bool same_;
+  int64_t ph_, pw_, sh_, sw_;
+};
+
+class GlobalPoolingImpl : public LayerImpl {
+ public:
+  GlobalPoolingImpl(const std::string& type, bool max) : LayerImpl(type), max_(max) {}
+  bool is_deterministic_when_frozen() const override { return true; }
+  torch::Tensor forward(torch::Tensor x) override {
+    // x is (B,C,H,W) -> (B,C)
+    return max_ ? std::get<0>(x.flatten(2).max(2)) : x.mean({2, 3});
+  }
+
+ private:
+  bool max_;
+};
+
+class FlattenImpl : public LayerImpl {
+ public:
+  FlattenImpl() : LayerImpl("Flatten") {}
+  torch::Tensor forward(torch::Tensor x) override { return x.flatten(1); }
+  bool is_deterministic_when_frozen() const override { return true; }
+};
+
+class DropoutImpl : public LayerImpl {
+ public:
+  explicit DropoutImpl(const LayerSpec& spec) : LayerImpl("Dropout"), rate_(spec.get_double("rate", -1)) {
+    if (!spec.has("rate")) throw Error(where_of(spec) + ": `rate` is required");
+    if (rate_ < 0 || rate_ >= 1) throw Error(where_of(spec) + ": `rate` must be in [0, 1)");
+  }
+  torch::Tensor forward(torch::Tensor x) override { return F::dropout(x, F::DropoutFuncOptions().p(rate_).training(is_training())); }
+
+ private:
+  double rate_;
+};
+
+class BatchNormalizationImpl : public LayerImpl {
+ public:
+  BatchNormalizationImpl(const LayerSpec& spec, int64_t channels) : LayerImpl("BatchNormalization") {
+    // Keras' momentum is the weight of the old running value; PyTorch's is the new one's.
+    momentum_ = 1.0 - spec.get_double("momentum", 0.99);
+    eps_ = spec.get_double("epsilon", 1e-3);
+    if (momentum_ < 0 || momentum_ > 1) throw Error(where_of(spec) + ": `momentum` must be in [0, 1]");
+    weight_ = register_parameter("weight", torch::ones({channels}));
+    bias_ = register_parameter("bias", torch::zeros({channels}));
+    running_mean_ = register_buffer("running_mean", torch::zeros({channels}));
+    running_var_ = register_buffer("running_var", torch::ones({channels}));
+    num_batches_tracked_ = register_buffer("num_batches_tracked", torch::zeros({}, torch::kLong));
+  }
+  torch::Tensor forward(torch::Tensor x) override {
+    if (is_training()) {
+      torch::NoGradGuard no_grad;
+      num_batches_tracked_.add_(1);
+    }
+    return torch::batch_norm(x, weight_, bias_, running_mean_, running_var_, is_training(), momentum_, eps_,
+                             /*cudnn_enabled=*/true);
+  }
+
+ private:
+  double momentum_, eps_;
+  torch::Tensor weight_, bias_, running_mean_, running_var_, num_batches_tracked_;
+};
+
+}  // namespace
+
+Conv2DImpl::Conv2DImpl(const LayerSpec& spec, int64_t in_channels) : LayerImpl("Conv2D") {
+  if (!spec.has("filters")) throw Error(where_of(spec) + ": `filters` is required");
+  const int64_t filters = spec.get_int("filters", 0);
+  require_positive(spec, "filters", filters);
+  auto k = spec.get_pair("kernel_size", {3, 3});
+  auto s = spec.get_pair("strides", {1, 1});
+  kh_ = k.first;
+  kw_ = k.second;
+  sh_ = s.first;
+  sw_ = s.second;
+  require_positive(spec, "kernel_size", std::min(kh_, kw_));
+  require_positive(spec, "strides", std::min(sh_, sw_));
+  same_ = get_padding(spec) == "same";
+  activation_ = parse_activation(spec.get_string("activation", "none"), where_of(spec));
+  weight_ = register_parameter("weight", torch::empty({filters, in_channels, kh_, kw_}));
+  glorot_uniform_(weight_, in_channels * kh_ * kw_, filters * kh_ * kw_);
+  if (spec.get_bool("use_bias", true)) bias_ = register_parameter("bias", torch::zeros({filters}));
+}
+
+torch::Tensor Conv2DImpl::forward(torch::Tensor x) {
+  // x is (B,Cin,H,W) -> (B,filters,H',W')
+  std::vector<int64_t> padding = {0, 0};
+  if (same_) {
+    auto [top, bottom] = same_padding(x.size(2), kh_, sh_);
+    auto [left, right] = same_padding(x.size(3), kw_, sw_);
+    if (top == bottom && left == right) {
+      padding = {top, left};
+    } else {
+      x = F::pad(x, F::PadFuncOptions({left, right, top, bottom}));
+    }
+  }
+  auto y = torch::conv2d(x, weight_, bias_, {sh_, sw_}, padding);
+  return apply_activation(activation_, y);
+}
+
+DenseImpl::DenseImpl(const LayerSpec& spec, int64_t in_features, int64_t num_classes) : LayerImpl("Dense") {
+  units_ = spec.has("units") ? spec.get_int("units", 0) : num_classes;
+  require_positive(spec, "units", units_);
+  activation_ = parse_activation(spec.get_string("activation", "none"), where_of(spec));
+  weight_ = register_parameter("weight", torch::empty({units_, in_features}));
+  glorot_uniform_(weight_, in_features, units_);
+  if (spec.get_bool("use_bias", true)) bias_ = register_parameter("bias", torch::zeros({units_}));
+}
+
+torch::Tensor DenseImpl::forward(torch::Tensor x) {
+  // x is (B,F) -> (B,units)
+  return apply_activation(activation_, torch::linear(x, weight_, bias_));
+}
+
+ActivationLayerImpl::ActivationLayerImpl(const LayerSpec& spec) : LayerImpl("Activation") {
+  if (!spec.has("activation")) throw Error(where_of(spec) + ": `activation` is required");
+  activation_ = parse_activation(spec.get_string("activation", "none"), where_of(spec));
+}
+
+Layer make_layer(const LayerSpec& spec, const std::vector<int64_t>& input_shape, int64_t num_classes) {
+  const std::string& t = spec.type;
+  auto image_layer = [&] { require_4d(spec, input_shape); };
+  if (t == "Rescaling") return std::make_shared<RescalingImpl>(spec);
+  if (t == "Normalization") {
+    image_layer();
+    if (input_shape[0] != 3) throw Error(where_of(spec) + ": needs a 3-channel image input");
+    return std::make_shared<NormalizationImpl>(spec);
+  }
+  if (t == "RandomFlip") {
+    image_layer();
+    return std::make_shared<RandomFlipImpl>(spec);
+  }
+  if (t == "RandomRotation" || t == "RandomZoom" || t == "RandomTranslation") {
+    image_layer();
+    return make_affine(spec);
+  }
+  if (t == "RandomContrast") {
+    image_layer();
+    return std::make_shared<RandomContrastImpl>(spec);
+  }
+  if (t == "Conv2D") {
+    image_layer();
+    return std::make_shared<Conv2DImpl>(spec, input_shape[0]);
+  }
+  if (t == "MaxPooling2D" || t == "AveragePooling2D") {
+    image_layer();
+    return std::make_shared<PoolingImpl>(spec, t == "MaxPooling2D");
+  }
+  if (t == "GlobalAveragePooling2D" || t == "GlobalMaxPooling2D") {
+    image_layer();
+    return std::make_shared<GlobalPoolingImpl>(t, t == "GlobalMaxPooling2D");
+  }
+  if (t == "Flatten") return std::make_shared<FlattenImpl>();
+  if (t == "Dense") {
+    if (input_shape.size() != 1) {
+      throw Error(where_of(spec) + " needs a flat input, but the previous layer outputs an image-shaped tensor",
+                  "add a Flatten or GlobalAveragePooling2D layer before it");
+    }
+    return std::make_shared<DenseImpl>(spec, input_shape[0], num_classes);
+  }
+  if (t == "Dropout") return std::make_shared<DropoutImpl>(spec);
+  if (t == "BatchNormalization") return std::make_shared<BatchNormalizationImpl>(spec, input_shape[0]);
+  if (t == "Activation") return std::make_shared<ActivationLayerImpl>(spec);
+  throw Error(where_of(spec) + ": this layer type cannot be built here");
+}
+
+std::vector<int64_t> infer_output_shape(LayerImpl& layer, const std::vector<int64_t>& input_shape) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = layer.is_training();
+  layer.eval();
+  std::vector<int64_t> shape = {1};
+  shape.insert(shape.end(), input_shape.begin(), input_shape.end());
+  torch::Tensor y;
+  try {
+    y = layer.forward(torch::zeros(shape));
+  } catch (const c10::Error& e) {
+    layer.train(was_training);
+    std::string msg = e.what_without_backtrace();
+    throw Error("the input is too small for layer type " + layer.type() + ": " + msg.substr(0, msg.find('\n')),
+                "use a larger --image-size or fewer pooling layers");
+  }
+  layer.train(was_training);
+  if (y.numel() == 0) {
+    throw Error("layer type " + layer.type() + " produces an empty output for this input size",
+                "use a larger --image-size or fewer pooling layers");
+  }
+  auto sizes = y.sizes();
+  return std::vector<int64_t>(sizes.begin() + 1, sizes.end());
+}
+
+}  // namespace tabby::nn

@@ -1,0 +1,141 @@
+// The backbone base class (freezing, inference modes), the arch registry and
+// state-dict loading for backbones; see backbone.h.
+#include "tabby/nn/zoo/backbone.h"
+
+#include "tabby/nn/zoo/archs.h"
+#include "tabby/util/error.h"
+#include "tabby/weights/weights_file.h"
+
+#include <functional>
+
+namespace tabby::nn {
+
+namespace {
+
+// True when `name` is `prefix` itself or lies under it ("features.1" covers
+// "features.1.conv.0.0.weight" but not "features.10.…").
+bool under_prefix(const std::string& name, const std::string& prefix) {
+  if (name.compare(0, prefix.size(), prefix) != 0) return false;
+  return name.size() == prefix.size() || name[prefix.size()] == '.';
+}
+
+using Factory = std::function<Backbone(bool include_top, int64_t num_classes)>;
+
+const std::vector<std::pair<std::string, Factory>>& registry() {
+  static const std::vector<std::pair<std::string, Factory>> archs = {
+      {"mobilenet_v2", zoo::make_mobilenet_v2},
+      {"mobilenet_v3_large", [](bool top, int64_t n) { return zoo::make_mobilenet_v3(true, top, n); }},
+      {"mobilenet_v3_small", [](bool top, int64_t n) { return zoo::make_mobilenet_v3(false, top, n); }},
+      {"resnet18", [](bool top, int64_t n) { return zoo::make_resnet(18, top, n); }},
+      {"resnet50", [](bool top, int64_t n) { return zoo::make_resnet(50, top, n); }},
+      {"vgg16", zoo::make_vgg16},
+      {"squeezenet1_1", zoo::make_squeezenet1_1},
+  };
+  return archs;
+}
+
+}  // namespace
+
+BackboneImpl::BackboneImpl(std::string arch, bool include_top, int64_t num_classes)
+    : arch_(std::move(arch)), include_top_(include_top), num_classes_(num_classes) {}
+
+torch::Tensor BackboneImpl::forward(torch::Tensor x) {
+  torch::Tensor features = forward_features(x);
+  return include_top_ ? forward_top(features) : features;
+}
+
+void BackboneImpl::require_top() const {
+  if (!include_top_)
+    throw Error(arch_ + " was built without its classifier (include_top is off)",
+                "use forward_features and a head of your own, or build it with include_top");
+}
+
+void BackboneImpl::set_trainable_blocks(int n, bool bn_inference) {
+  const std::vector<std::string> units = blocks();
+  const bool all = n < 0 || static_cast<size_t>(n) >= units.size();
+  std::vector<std::string> trainable(all ? units.begin() : units.end() - n, units.end());
+  for (auto& item : named_parameters(/*recurse=*/true)) {
+    bool train_it = all;
+    for (const auto& prefix : trainable) train_it = train_it || under_prefix(item.key(), prefix);
+    item.value().set_requires_grad(train_it);
+  }
+  trainable_blocks_ = all ? -1 : n;
+  bn_inference_ = bn_inference;
+  train(is_training());  // resets every module's mode, then re-applies the rules
+}
+
+int64_t BackboneImpl::count_parameters(bool trainable_only) const {
+  int64_t count = 0;
+  for (const auto& p : parameters(/*recurse=*/true))
+    if (!trainable_only || p.requires_grad()) count += p.numel();
+  return count;
+}
+
+void BackboneImpl::train(bool on) {
+  torch::nn::Module::train(on);
+  if (on) apply_inference_modes();
+}
+
+// Frozen part: every leaf module up to the end of the last frozen unit, in
+// forward order (registration order, which all zoo archs follow). A
+// parameter-free module between units (a dropout before a classifier layer)
+// belongs to the unit it feeds, so it is frozen only when that unit is.
+void BackboneImpl::apply_inference_modes() {
+  if (!is_training()) return;  // eval() already holds everything in inference mode
+  const std::vector<std::string> units = blocks();
+  const size_t frozen_units =
+      trainable_blocks_ < 0 ? 0 : units.size() - std::min<size_t>(units.size(), trainable_blocks_);
+  const auto in_order = named_modules(/*name_prefix=*/"", /*include_self=*/false);  // pre-order
+  size_t frozen_end = 0;  // modules [0, frozen_end) are frozen
+  if (frozen_units > 0) {
+    const std::string& last_frozen = units[frozen_units - 1];
+    for (size_t i = 0; i < in_order.size(); ++i)
+      if (under_prefix(in_order[i].key(), last_frozen)) frozen_end = i + 1;
+  }
+  for (size_t i = 0; i < in_order.size(); ++i) {
+    const auto& module = in_order[i].value();
+    const bool frozen = i < frozen_end && module->children().empty();
+    const bool norm_held = bn_inference_ && module->as<torch::nn::BatchNorm2d>() != nullptr;
+    if (frozen || norm_held) module->eval();
+  }
+}
+
+Backbone make_backbone(const std::string& arch, bool include_top, int64_t num_classes) {
+  if (num_classes < 1)
+    throw UsageError("number of classes must be at least 1, got " + std::to_string(num_classes),
+                     "pass the number of classes of your dataset");
+  for (const auto& [name, factory] : registry())
+    if (name == arch) return factory(include_top, num_classes);
+  std::string known;
+  for (const auto& entry : registry()) known += (known.empty() ? "" : ", ") + entry.first;
+  throw UsageError("unknown backbone '" + arch + "'", "choose one of: " + known);
+}
+
+std::vector<std::string> backbone_archs() {
+  std::vector<std::string> names;
+  for (const auto& entry : registry()) names.push_back(entry.first);
+  return names;
+}
+
+LoadReport load_backbone_state(BackboneImpl& backbone, const TensorMap& state, bool strict) {
+  if (backbone.include_top()) return load_module_state(backbone, state, strict);
+  TensorMap without_top;
+  const auto tops = backbone.top_prefixes();
+  for (const auto& [name, tensor] : state) {
+    bool is_top = false;
+    for (const auto& prefix : tops) is_top = is_top || under_prefix(name, prefix);
+    if (!is_top) without_top.emplace(name, tensor);
+  }
+  return load_module_state(backbone, without_top, strict);
+}
+
+LoadReport load_backbone_file(BackboneImpl& backbone, const std::filesystem::path& path, bool strict) {
+  const RawTensorMap raw = read_weights_file(path);  // its errors name the file
+  try {
+    return load_backbone_state(backbone, to_torch(raw), strict);
+  } catch (const Error& e) {
+    throw Error(path.string() + ": " + e.what(), e.hint());
+  }
+}
+
+}  // namespace tabby::nn

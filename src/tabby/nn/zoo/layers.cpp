@@ -1,0 +1,63 @@
+// Shared zoo building blocks; see layers.h.
+#include "tabby/nn/zoo/layers.h"
+
+namespace tabby::nn::zoo {
+
+torch::Tensor HardswishImpl::forward(torch::Tensor x) { return torch::hardswish(x); }
+
+torch::Tensor HardsigmoidImpl::forward(torch::Tensor x) { return torch::hardsigmoid(x); }
+
+std::optional<torch::nn::AnyModule> make_activation(Activation activation) {
+  switch (activation) {
+    case Activation::ReLU:
+      return torch::nn::AnyModule(torch::nn::ReLU());
+    case Activation::ReLU6:
+      return torch::nn::AnyModule(torch::nn::ReLU6());
+    case Activation::Hardswish:
+      return torch::nn::AnyModule(Hardswish());
+    case Activation::None:
+      break;
+  }
+  return std::nullopt;
+}
+
+Chain conv_norm_activation(int64_t in_channels, int64_t out_channels, int64_t kernel_size,
+                                           int64_t stride, int64_t groups, Activation activation,
+                                           const NormSettings& norm) {
+  Chain seq;
+  seq->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(in_channels, out_channels, kernel_size)
+                                       .stride(stride)
+                                       .padding((kernel_size - 1) / 2)
+                                       .groups(groups)
+                                       .bias(false)));
+  seq->push_back(torch::nn::BatchNorm2d(
+      torch::nn::BatchNorm2dOptions(out_channels).eps(norm.eps).momentum(norm.momentum)));
+  if (auto act = make_activation(activation)) seq->push_back(std::move(*act));
+  return seq;
+}
+
+int64_t make_divisible(double value, int64_t divisor) {
+  int64_t rounded = std::max<int64_t>(divisor, static_cast<int64_t>(value + divisor / 2.0) / divisor * divisor);
+  if (static_cast<double>(rounded) < 0.9 * value) rounded += divisor;
+  return rounded;
+}
+
+void init_torchvision_style(torch::nn::Module& module, double linear_std) {
+  torch::NoGradGuard no_grad;
+  for (const auto& m : module.modules(/*include_self=*/false)) {
+    if (auto* conv = m->as<torch::nn::Conv2d>()) {
+      torch::nn::init::kaiming_normal_(conv->weight, 0.0, torch::kFanOut, torch::kReLU);
+      if (conv->bias.defined()) torch::nn::init::zeros_(conv->bias);
+    } else if (auto* bn = m->as<torch::nn::BatchNorm2d>()) {
+      torch::nn::init::ones_(bn->weight);
+      torch::nn::init::zeros_(bn->bias);
+    } else if (auto* linear = m->as<torch::nn::Linear>()) {
+      if (linear_std > 0) {
+        torch::nn::init::normal_(linear->weight, 0.0, linear_std);
+        torch::nn::init::zeros_(linear->bias);
+      }
+    }
+  }
+}
+
+}  // namespace tabby::nn::zoo

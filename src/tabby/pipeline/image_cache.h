@@ -1,0 +1,53 @@
+// The first pass over a dataset: every file decoded, resized to the model's
+// input size and kept in memory as one uint8 tensor (N,H,W,3), by a pool of
+// worker threads. Later epochs only gather rows from it. Files that cannot be
+// decoded are skipped, counted and named, never fatal, unless nothing is left.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "tabby/dataset/dataset.h"
+
+namespace tabby {
+
+struct ImageCacheOptions {
+  int64_t height = 0;
+  int64_t width = 0;
+  bool crop_to_aspect = false;  // Keras crop_to_aspect_ratio
+  int threads = 0;              // 0: one per core
+  std::string what = "images";  // for messages: "training images"
+  bool progress = true;
+};
+
+struct SkippedFile {
+  std::filesystem::path path;
+  std::string reason;
+};
+
+struct ImageCache {
+  torch::Tensor images;  // uint8 (N,H,W,3), CPU, contiguous
+  torch::Tensor labels;  // int64 (N)
+  std::vector<std::filesystem::path> paths;  // aligned with rows
+  std::vector<std::string> class_names;
+  std::vector<SkippedFile> skipped;
+  double seconds = 0;
+
+  int64_t size() const { return images.defined() ? images.size(0) : 0; }
+  std::vector<int64_t> class_counts() const;
+};
+
+// Decodes the whole dataset. Throws tabby::Error when no image could be
+// decoded, or when the cache would not fit in memory.
+ImageCache build_image_cache(const Dataset& dataset, const ImageCacheOptions& options);
+
+// "3 files could not be read and were skipped: a.jpg (truncated JPEG data), ..."
+std::string describe_skipped(const std::vector<SkippedFile>& skipped, size_t max_named = 3);
+
+// Worker threads to use when `requested` is 0: the machine's cores.
+int default_thread_count();
+
+}  // namespace tabby

@@ -1,0 +1,59 @@
+#include "tabby/train/evaluate.h"
+
+#include "tabby/util/progress.h"
+
+namespace tabby {
+
+EvalResult evaluate_network(nn::NetworkImpl& net, BatchLoader& loader, size_t first_layer, bool keep_outputs) {
+  torch::NoGradGuard no_grad;
+  net.eval();
+  EvalResult r;
+  std::vector<torch::Tensor> probs, labels, losses, indices;
+  torch::Tensor loss_sum, correct_sum;
+  loader.start_epoch(0);
+  while (auto batch = loader.next()) {
+    auto logits = net.forward_range(batch->inputs, first_layer, net.size());
+    auto per_sample = net.per_sample_loss(logits, batch->labels);
+    auto correct = net.predicted_classes(logits).eq(batch->labels).sum();
+    loss_sum = loss_sum.defined() ? loss_sum + per_sample.sum() : per_sample.sum();
+    correct_sum = correct_sum.defined() ? correct_sum + correct : correct;
+    r.count += batch->labels.size(0);
+    if (keep_outputs) {
+      probs.push_back(net.probabilities(logits).to(torch::kCPU, torch::kFloat32));
+      labels.push_back(batch->labels.to(torch::kCPU));
+      losses.push_back(per_sample.to(torch::kCPU, torch::kFloat32));
+      indices.push_back(batch->indices);
+    }
+  }
+  if (r.count > 0) {
+    r.loss = loss_sum.item<double>() / static_cast<double>(r.count);
+    r.accuracy = correct_sum.item<double>() / static_cast<double>(r.count);
+  }
+  if (keep_outputs && !probs.empty()) {
+    r.probabilities = torch::cat(probs);
+    r.labels = torch::cat(labels);
+    r.losses = torch::cat(losses);
+    r.indices = torch::cat(indices);
+  }
+  return r;
+}
+
+torch::Tensor compute_prefix_outputs(nn::NetworkImpl& net, const torch::Tensor& images, size_t prefix,
+                                     const torch::Device& device, int64_t batch_size, const std::string& what) {
+  torch::NoGradGuard no_grad;
+  net.eval();
+  BatchLoader loader(images, torch::zeros({images.size(0)}, torch::kLong),
+                     LoaderOptions{batch_size, false, 0, device, 2, false});
+  std::vector<torch::Tensor> parts;
+  ProgressLine progress("features for " + what, loader.num_batches(), "batch");
+  int64_t step = 0;
+  loader.start_epoch(0);
+  while (auto batch = loader.next()) {
+    parts.push_back(net.forward_range(batch->inputs, 0, prefix));
+    progress.update(++step);
+  }
+  progress.finish();
+  return torch::cat(parts);
+}
+
+}  // namespace tabby

@@ -1,0 +1,266 @@
+#include "tabby/train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "tabby/nn/state_dict.h"
+#include "tabby/pipeline/batch_loader.h"
+#include "tabby/train/callbacks.h"
+#include "tabby/train/checkpoint.h"
+#include "tabby/train/evaluate.h"
+#include "tabby/train/optimizer.h"
+#include "tabby/train/run.h"
+#include "tabby/util/error.h"
+#include "tabby/util/fs.h"
+#include "tabby/util/log.h"
+#include "tabby/util/progress.h"
+#include "tabby/util/rng.h"
+#include "tabby/weights/safetensors.h"
+
+namespace tabby {
+
+namespace {
+
+constexpr uint64_t kStepSeedPurpose = 0x53544550;  // "STEP"
+
+struct Phase {
+  std::string name;
+  int first_epoch;  // 1-based, inclusive
+  int last_epoch;
+  double lr;
+};
+
+std::string metrics_text(double loss, double acc) {
+  return fmt::format("accuracy: {:.4f} - loss: {:.4f}", acc, loss);
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+std::vector<torch::Tensor> trainable_parameters(nn::NetworkImpl& net) {
+  std::vector<torch::Tensor> params;
+  for (auto& p : net.parameters(true)) {
+    if (p.requires_grad()) params.push_back(p);
+  }
+  return params;
+}
+
+// Without validation data the val_* monitors fall back to training metrics.
+std::string usable_monitor(const std::string& monitor, bool have_validation) {
+  if (have_validation || monitor.rfind("val_", 0) != 0) return monitor;
+  return monitor.substr(4);
+}
+
+}  // namespace
+
+FitResult fit(nn::NetworkImpl& net, const ImageCache& train, const ImageCache* validation, const TrainOptions& options,
+              const FitContext& ctx) {
+  validate(options);
+  const auto fit_start = std::chrono::steady_clock::now();
+  const bool have_val = validation != nullptr && validation->size() > 0;
+  const bool writing = !ctx.run_dir.empty();
+  FitResult result;
+
+  std::vector<Phase> phases = {{"train", 1, options.epochs, options.lr}};
+  if (options.has_fine_tune()) {
+    if (!net.backbone()) throw UsageError("--fine-tune-epochs needs a model with a backbone");
+    phases.push_back({"fine-tune", options.epochs + 1, options.total_epochs(), options.fine_tune_lr});
+  }
+  const int total_epochs = options.total_epochs();
+
+  BestTracker best(usable_monitor(options.best_monitor, have_val));
+  EarlyStoppingOptions es_options = options.early_stopping;
+  es_options.monitor = usable_monitor(es_options.monitor, have_val);
+  ReduceLrOptions rl_options = options.reduce_lr;
+  rl_options.monitor = usable_monitor(rl_options.monitor, have_val);
+
+  // Resume: weights, history and callback state from the checkpoint.
+  int epochs_done = 0;
+  std::optional<CheckpointData> resumed;
+  if (ctx.resume) {
+    resumed = read_checkpoint(ctx.run_dir / run_files::kCheckpoint);
+    epochs_done = resumed->epochs_done;
+    result.history = resumed->history;
+    best.restore(resumed->state.value("best", nlohmann::json::object()));
+    log::infof("resuming after epoch {}/{} from {}", epochs_done, total_epochs,
+               (ctx.run_dir / run_files::kCheckpoint).string());
+  }
+
+  bool restore_pending = resumed.has_value();
+  nn::TensorMap best_weights;  // a copy of the best epoch's weights, for restore/keep
+  auto snapshot = [&net] {
+    nn::TensorMap copy;
+    for (const auto& [k, v] : net.named_state()) copy.emplace(k, v.detach().clone());
+    return copy;
+  };
+  if (resumed && ctx.resume) {
+    std::error_code ec;
+    if (fs::is_regular_file(ctx.run_dir / run_files::kBest, ec)) {
+      best_weights = nn::to_torch(read_safetensors(ctx.run_dir / run_files::kBest).tensors);
+    }
+  }
+  int epochs_this_process = 0;
+
+  for (const Phase& phase : phases) {
+    if (phase.last_epoch <= epochs_done) {
+      // Finished before the interruption; only its parameter set-up matters
+      // for later phases (the fine-tune phase sets its own).
+      continue;
+    }
+    if (phase.name == "fine-tune") {
+      const auto bb = net.backbone();
+      net.set_backbone_trainable_blocks(options.fine_tune_last, bb->bn_inference() || bb->trainable_blocks() == 0);
+      log::infof("fine-tuning: unfroze the last {} blocks of {} ({} trainable parameters), learning rate {}",
+                 options.fine_tune_last, bb->arch(), net.count_trainable(), phase.lr);
+    }
+    if (restore_pending) {
+      // After the phase's freezing, so parameters and batch-norm modes match the checkpoint's.
+      net.load_named_state(resumed->weights, /*strict=*/true);
+      restore_pending = false;
+    }
+
+    auto optimizer = make_optimizer(options, phase.lr, trainable_parameters(net));
+    double lr = phase.lr;
+    EarlyStopping early(es_options);
+    ReduceLrOnPlateau plateau(rl_options);
+    if (resumed && resumed->phase == phase.name && epochs_done >= phase.first_epoch) {
+      load_optimizer_state(*optimizer, resumed->optimizer_state);
+      lr = resumed->state.value("lr", phase.lr);
+      set_learning_rate(*optimizer, lr);
+      early.restore(resumed->state.value("early_stopping", nlohmann::json::object()));
+      plateau.restore(resumed->state.value("reduce_lr", nlohmann::json::object()));
+    }
+
+    // Feature caching: a frozen prefix (preprocessing + frozen backbone, no
+    // augmentation before it) is computed once per image and reused.
+    size_t prefix = 0;
+    if (options.feature_cache != "off") {
+      prefix = net.cacheable_prefix();
+      if (options.feature_cache == "on" && prefix == 0) {
+        log::warn("--feature-cache on: not possible for this model (augmentation before the backbone, or a "
+                  "trainable backbone); computing every layer every epoch");
+      }
+    }
+    torch::Tensor train_source = train.images, val_source = have_val ? validation->images : torch::Tensor();
+    if (prefix > 0) {
+      auto t0 = std::chrono::steady_clock::now();
+      train_source = compute_prefix_outputs(net, train.images, prefix, ctx.device, options.batch_size, "training images");
+      if (have_val) {
+        val_source = compute_prefix_outputs(net, validation->images, prefix, ctx.device, options.batch_size,
+                                            "validation images");
+      }
+      result.feature_cache_used = true;
+      log::infof("feature cache: the frozen backbone's outputs were computed once ({} images, {}); each epoch "
+                 "trains only the layers after it",
+                 train.size() + (have_val ? validation->size() : 0), format_duration(seconds_since(t0)));
+    }
+    BatchLoader train_loader(train_source, train.labels,
+                             LoaderOptions{options.batch_size, true, options.seed, ctx.device, 2, false});
+    std::unique_ptr<BatchLoader> val_loader;
+    if (have_val) {
+      val_loader = std::make_unique<BatchLoader>(
+          val_source, validation->labels, LoaderOptions{options.batch_size, false, 0, ctx.device, 2, false});
+    }
+
+    bool stop = false;
+    for (int epoch = std::max(phase.first_epoch, epochs_done + 1); epoch <= phase.last_epoch && !stop; ++epoch) {
+      const auto epoch_start = std::chrono::steady_clock::now();
+      net.train();
+      train_loader.start_epoch(epoch);
+      ProgressLine progress(fmt::format("epoch {}/{}", epoch, total_epochs), train_loader.num_batches());
+      double loss_sum = 0, correct_sum = 0;
+      int64_t seen = 0, step = 0;
+      while (auto batch = train_loader.next()) {
+        torch::manual_seed(derive_seed(options.seed, {kStepSeedPurpose, static_cast<uint64_t>(epoch),
+                                                      static_cast<uint64_t>(step)}));
+        auto logits = net.forward_range(batch->inputs, prefix, net.size());
+        auto loss = net.loss(logits, batch->labels);
+        const double loss_value = loss.item<double>();
+        if (!std::isfinite(loss_value)) {
+          throw Error(fmt::format("the loss became {} at epoch {}, step {}: training diverged", loss_value, epoch,
+                                  step + 1),
+                      fmt::format("lower the learning rate (--lr {}), or check the input scaling of the model; "
+                                  "the last good checkpoint (epoch {}) is kept",
+                                  lr / 10, epoch - 1));
+        }
+        optimizer->zero_grad();
+        loss.backward();
+        optimizer->step();
+        const int64_t b = batch->labels.size(0);
+        loss_sum += loss_value * static_cast<double>(b);
+        correct_sum += net.predicted_classes(logits.detach()).eq(batch->labels).sum().item<double>();
+        seen += b;
+        ++step;
+        progress.update(step, metrics_text(loss_sum / seen, correct_sum / seen));
+      }
+      EpochRecord rec;
+      rec.epoch = epoch;
+      rec.phase = phase.name;
+      rec.loss = loss_sum / std::max<int64_t>(seen, 1);
+      rec.accuracy = correct_sum / std::max<int64_t>(seen, 1);
+      rec.lr = lr;
+      if (have_val) {
+        EvalResult v = evaluate_network(net, *val_loader, prefix);
+        rec.val_loss = v.loss;
+        rec.val_accuracy = v.accuracy;
+      }
+      rec.seconds = seconds_since(epoch_start);
+      std::string line = metrics_text(rec.loss, rec.accuracy);
+      if (have_val) line += fmt::format(" - val_accuracy: {:.4f} - val_loss: {:.4f}", rec.val_accuracy, rec.val_loss);
+      progress.finish(line);
+      result.history.push_back(rec);
+
+      // Callbacks.
+      const bool improved = best.update(rec);
+      stop = early.on_epoch_end(rec);
+      const double next_lr = plateau.on_epoch_end(rec, lr);
+      if (next_lr != lr) {
+        log::infof("ReduceLROnPlateau: {} has not improved for {} epochs; learning rate {} -> {}", rl_options.monitor,
+                   rl_options.patience, lr, next_lr);
+        lr = next_lr;
+        set_learning_rate(*optimizer, lr);
+      }
+
+      if (improved) best_weights = snapshot();
+      if (writing) {
+        if (improved) save_weights(ctx.run_dir / run_files::kBest, net, {{"epoch", std::to_string(epoch)}});
+        write_file_atomic(ctx.run_dir / run_files::kHistory, history_to_csv(result.history));
+        nlohmann::json state = {{"lr", lr},
+                                {"best", best.state()},
+                                {"early_stopping", early.state()},
+                                {"reduce_lr", plateau.state()}};
+        write_checkpoint(ctx.run_dir / run_files::kCheckpoint, net, *optimizer,
+                         CheckpointInfo{epoch, phase.name, result.history, state});
+        update_run_json(ctx.run_dir, {{"status", "running"}, {"epochs_completed", epoch}});
+      }
+      if (stop) {
+        log::infof("EarlyStopping: {} has not improved for {} epochs; stopping {} after epoch {}", es_options.monitor,
+                   es_options.patience, phase.name == "train" ? "training" : "fine-tuning", epoch);
+        result.stopped_early = true;
+        if (es_options.restore_best_weights && !best_weights.empty()) {
+          net.load_named_state(best_weights, /*strict=*/true);
+          log::infof("restored the weights of epoch {} ({} = {:.4f})", best.best_epoch(), best.monitor(), best.best());
+        }
+      }
+      if (ctx.stop_after_epochs > 0 && ++epochs_this_process >= ctx.stop_after_epochs && epoch < total_epochs) {
+        throw Error("stopped after " + std::to_string(ctx.stop_after_epochs) + " epochs (test hook)");
+      }
+    }
+  }
+
+  result.best_epoch = best.best_epoch();
+  result.best_value = best.best();
+  if (options.keep == "best" && !best_weights.empty()) {
+    net.load_named_state(best_weights, /*strict=*/true);
+    result.kept = "best";
+    log::infof("keeping the weights of epoch {} ({} = {:.4f})", best.best_epoch(), best.monitor(), best.best());
+  }
+  result.seconds = seconds_since(fit_start);
+  net.eval();
+  return result;
+}
+
+}  // namespace tabby

@@ -1,0 +1,51 @@
+// fit(): the training loop. One or two phases (train the model as declared;
+// then optionally unfreeze the backbone's last blocks and fine-tune at a lower
+// learning rate), validation after every epoch, Keras-like progress, callbacks
+// (early stopping, learning-rate plateaus, best weights), and a checkpoint
+// after every epoch so a killed run resumes where it stopped.
+//
+// Reproducibility: every random draw is seeded from (seed, epoch, step) —
+// batch order, augmentation, dropout — so on the CPU a resumed run ends with
+// the same weights as an uninterrupted one.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tabby/config/train_options.h"
+#include "tabby/nn/network.h"
+#include "tabby/pipeline/image_cache.h"
+#include "tabby/train/history.h"
+
+namespace tabby {
+
+struct FitResult {
+  std::vector<EpochRecord> history;
+  bool stopped_early = false;
+  int best_epoch = 0;          // by options.best_monitor; 0 when unknown
+  double best_value = 0;
+  std::string kept = "last";   // which weights the network holds at the end: "last" or "best"
+  bool feature_cache_used = false;
+  double seconds = 0;
+};
+
+struct FitContext {
+  torch::Device device = torch::kCPU;
+  // Run folder for checkpoints, history and best weights; empty: none written.
+  std::filesystem::path run_dir;
+  // Resume from run_dir's checkpoint.
+  bool resume = false;
+  // Test hook: stop (as if killed) after this many epochs of this process; 0: never.
+  int stop_after_epochs = 0;
+};
+
+// Trains `net` (already on ctx.device, pretrained weights loaded) on `train`,
+// validating on `validation` when given.
+FitResult fit(nn::NetworkImpl& net, const ImageCache& train, const ImageCache* validation, const TrainOptions& options,
+              const FitContext& ctx);
+
+}  // namespace tabby

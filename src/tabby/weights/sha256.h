@@ -1,0 +1,40 @@
+// SHA-256 checksums of downloads and weight files. Uses OpenSSL's EVP interface
+// when tabby is built with it (TABBY_HAVE_OPENSSL) and a small built-in
+// implementation of FIPS 180-4 otherwise, so checksums always work.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace tabby {
+
+// Lower-case hex digest (64 characters).
+std::string sha256_hex(const std::string& bytes);
+
+// Digest of a file's content, read in chunks; throws tabby::Error when the file
+// cannot be read.
+std::string sha256_file_hex(const std::filesystem::path& path);
+
+// Incremental hashing, for data that arrives in pieces.
+class Sha256 {
+ public:
+  Sha256();
+  ~Sha256();
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  void update(std::string_view bytes);
+  std::string hex_digest();  // finishes; call once
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// The built-in implementation, always compiled (tests compare it with OpenSSL).
+std::string sha256_hex_builtin(std::string_view bytes);
+
+}  // namespace tabby
