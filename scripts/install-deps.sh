@@ -16,6 +16,8 @@ PACKAGES=(
   libcairo2-dev libcpp-httplib-dev libcurl4-openssl-dev libssl-dev
   # tests
   libgtest-dev libgmock-dev
+  # allocator that keeps large freed blocks (see CMakeLists.txt)
+  libgoogle-perftools-dev
   # reference implementation for tests and the Python peer in benchmarks
   python3 python3-torch python3-torchvision python3-pil python3-numpy
 )

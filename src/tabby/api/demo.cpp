@@ -102,11 +102,11 @@ int run_demo(const DemoOptions& o) {
   out += "\n== predictions for a few validation images\n" + predictions_to_text(predictions);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   out += fmt::format(
-      "\nThe demo trained {} and reached {:.1%} validation accuracy (majority baseline {:.1%}) in {}.\n"
+      "\nThe demo trained {} and reached {:.1f}% validation accuracy (majority baseline {:.1f}%) in {}.\n"
       "Run folder: {} (model.toml, weights.safetensors, history.csv, run.json)\n"
       "Next: tabby evaluate {} --data DIR · tabby predict {} IMAGE... · tabby summary --model {}\n",
-      transfer ? "MobileNetV2 (transfer learning)" : "a small CNN", evaluated.result.accuracy,
-      evaluated.baseline.accuracy, format_duration(seconds), o.out.string(), o.out.string(), o.out.string(), job.model);
+      transfer ? "MobileNetV2 (transfer learning)" : "a small CNN", 100.0 * evaluated.result.accuracy,
+      100.0 * evaluated.baseline.accuracy, format_duration(seconds), o.out.string(), o.out.string(), o.out.string(), job.model);
   std::fputs(out.c_str(), stdout);
   return 0;
 }

@@ -12,10 +12,13 @@
 #include "tabby/util/error.h"
 #include "tabby/util/log.h"
 #include "tabby/util/progress.h"
+#include "tabby/util/rng.h"
 
 namespace tabby {
 
 namespace {
+
+constexpr uint64_t kInitSeedPurpose = 0x494e4954;  // "INIT"
 
 nlohmann::json data_args_to_json(const DataArgs& a) {
   return {{"data", a.data},   {"split", a.split},           {"val", a.val},
@@ -113,6 +116,8 @@ TrainOutcome train_prepared(const Prepared& p, const std::filesystem::path& dir,
              format_duration(decode_seconds), decoded / std::max(decode_seconds, 1e-9));
   if (!val_cache) log::info("no validation data: val_* metrics are not computed (use --val or --validation-split)");
 
+  // Initial weights come from the seed too.
+  torch::manual_seed(derive_seed(c.train.seed, {kInitSeedPurpose}));
   nn::Network net(c.model, static_cast<int64_t>(c.class_names.size()), c.height, c.width);
   if (!resume) net->load_pretrained_weights();
   net->to(p.device);

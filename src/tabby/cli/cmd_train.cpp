@@ -39,7 +39,6 @@ struct TrainFlags {
 Command add_train(CLI::App& root) {
   auto f = std::make_shared<TrainFlags>();
   CLI::App* app = root.add_subcommand("train", "Train a model on a folder of images (one sub-folder per class)");
-  app->fallthrough(false);
   auto* g = "Data";
   app->add_option("--data", f->job.data.data, "Training data: a folder with one sub-folder per class, or a CSV of path,label")
       ->group(g);

@@ -31,6 +31,9 @@ int main(int argc, char** argv) {
       tabby::cli::add_train(app), tabby::cli::add_evaluate(app), tabby::cli::add_predict(app),
       tabby::cli::add_summary(app), tabby::cli::add_demo(app)};
 
+  // Global flags (--quiet) may also follow the command name.
+  for (auto& c : commands) c.app->fallthrough();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

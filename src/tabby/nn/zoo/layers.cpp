@@ -21,6 +21,48 @@ std::optional<torch::nn::AnyModule> make_activation(Activation activation) {
   return std::nullopt;
 }
 
+torch::Tensor conv_bn(torch::nn::Conv2dImpl& conv, torch::nn::BatchNorm2dImpl& bn, const torch::Tensor& x) {
+  if (bn.is_training()) return bn.forward(conv.forward(x));
+  const auto& bo = bn.options;
+  // Batch norm in inference mode: y = (conv(x) - mean) * scale + beta, scale = gamma / sqrt(var + eps).
+  torch::Tensor scale = bo.affine() ? bn.weight / torch::sqrt(bn.running_var + bo.eps())
+                                    : 1.0 / torch::sqrt(bn.running_var + bo.eps());
+  torch::Tensor shift = -bn.running_mean * scale;
+  if (bo.affine()) shift = shift + bn.bias;
+  if (conv.bias.defined()) shift = shift + conv.bias * scale;
+  torch::Tensor weight = conv.weight * scale.view({-1, 1, 1, 1});
+  const auto& co = conv.options;
+  if (co.padding_mode().index() != 0) {
+    // Non-zero padding modes (unused by the zoo): keep the plain path.
+    return bn.forward(conv.forward(x));
+  }
+  namespace F = torch::nn::functional;
+  return F::conv2d(x, weight.to(x.dtype()),
+                   F::Conv2dFuncOptions()
+                       .bias(shift.to(x.dtype()))
+                       .stride(co.stride())
+                       .padding(co.padding())
+                       .dilation(co.dilation())
+                       .groups(co.groups()));
+}
+
+torch::Tensor ChainImpl::forward(torch::Tensor x) {
+  for (auto it = begin(); it != end(); ++it) {
+    auto next = it + 1;
+    if (next != end()) {
+      auto* conv = it->ptr()->as<torch::nn::Conv2d>();
+      auto* bn = conv ? next->ptr()->as<torch::nn::BatchNorm2d>() : nullptr;
+      if (conv && bn) {
+        x = conv_bn(*conv, *bn, x);
+        it = next;
+        continue;
+      }
+    }
+    x = it->forward(x);
+  }
+  return x;
+}
+
 Chain conv_norm_activation(int64_t in_channels, int64_t out_channels, int64_t kernel_size,
                                            int64_t stride, int64_t groups, Activation activation,
                                            const NormSettings& norm) {

@@ -25,12 +25,19 @@ class HardsigmoidImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Hardsigmoid);
 
-// A Sequential that can itself sit inside a Sequential: LibTorch's AnyModule
-// needs a non-template forward, which Sequential lacks.
+// conv then batch norm. When the batch norm is in inference mode its affine
+// map is folded into the convolution's weights and bias (exact, and
+// differentiable in the conv's weights), which skips a full pass over the
+// activations: batch norm dominated inference time on CPU.
+torch::Tensor conv_bn(torch::nn::Conv2dImpl& conv, torch::nn::BatchNorm2dImpl& bn, const torch::Tensor& x);
+
+// A Sequential that can itself sit inside a Sequential (LibTorch's AnyModule
+// needs a non-template forward, which Sequential lacks). Consecutive
+// Conv2d + BatchNorm2d children run as conv_bn.
 class ChainImpl : public torch::nn::SequentialImpl {
  public:
   using torch::nn::SequentialImpl::SequentialImpl;
-  torch::Tensor forward(torch::Tensor x) { return torch::nn::SequentialImpl::forward(x); }
+  torch::Tensor forward(torch::Tensor x);
 };
 TORCH_MODULE(Chain);
 

@@ -33,8 +33,8 @@ class BasicBlockImpl : public torch::nn::Module {
 
   // x is (B,in,H,W) → (B,planes,H/stride,W/stride)
   torch::Tensor forward(torch::Tensor x) {
-    torch::Tensor out = torch::relu(bn1_->forward(conv1_->forward(x)));
-    out = bn2_->forward(conv2_->forward(out));
+    torch::Tensor out = torch::relu(conv_bn(*conv1_, *bn1_, x));
+    out = conv_bn(*conv2_, *bn2_, out);
     return torch::relu(out + (downsample_ ? downsample_->forward(x) : x));
   }
 
@@ -65,9 +65,9 @@ class BottleneckImpl : public torch::nn::Module {
 
   // x is (B,in,H,W) → (B,4*planes,H/stride,W/stride)
   torch::Tensor forward(torch::Tensor x) {
-    torch::Tensor out = torch::relu(bn1_->forward(conv1_->forward(x)));
-    out = torch::relu(bn2_->forward(conv2_->forward(out)));
-    out = bn3_->forward(conv3_->forward(out));
+    torch::Tensor out = torch::relu(conv_bn(*conv1_, *bn1_, x));
+    out = torch::relu(conv_bn(*conv2_, *bn2_, out));
+    out = conv_bn(*conv3_, *bn3_, out);
     return torch::relu(out + (downsample_ ? downsample_->forward(x) : x));
   }
 
@@ -112,7 +112,7 @@ class ResNetImpl : public BackboneImpl {
 
   // x is (B,3,H,W) → (B,512|2048,H/32,W/32)
   torch::Tensor forward_features(torch::Tensor x) override {
-    x = torch::relu(bn1_->forward(conv1_->forward(x)));
+    x = torch::relu(conv_bn(*conv1_, *bn1_, x));
     x = torch::max_pool2d(x, /*kernel_size=*/{3, 3}, /*stride=*/{2, 2}, /*padding=*/{1, 1});
     for (auto& layer : layers_) x = layer->forward(x);
     return x;
