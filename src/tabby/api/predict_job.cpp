@@ -107,9 +107,11 @@ std::vector<Prediction> run_predict_job(const PredictJob& job) {
     spec.layers[*idx].params["weights"] = job.weights;
     classes = read_lines(job.classes_file.empty() ? find_imagenet_classes() : job.classes_file);
     height = width = job.image_size;
+    crop = true;  // like torchvision's ImageNet evaluation (centre crop), not a squash
     net = nn::Network(spec, static_cast<int64_t>(classes.size()), height, width);
     net->load_pretrained_weights();
     net->to(device);
+    net->set_channels_last(true);
     net->eval();
   }
 

@@ -121,6 +121,7 @@ TrainOutcome train_prepared(const Prepared& p, const std::filesystem::path& dir,
   nn::Network net(c.model, static_cast<int64_t>(c.class_names.size()), c.height, c.width);
   if (!resume) net->load_pretrained_weights();
   net->to(p.device);
+  net->set_channels_last(c.train.channels_last != "off");
   auto summary = nn::summarize(*net);
   log::infof("model {}: {} parameters ({} trainable), {} classes, on {}", c.model.name, summary.total,
              summary.trainable, c.class_names.size(), describe_device(p.device));

@@ -31,7 +31,7 @@ struct TrainFlags {
   bool no_restore = false;
   double reduce_factor = 0, min_lr = -1;
   int reduce_patience = -1;
-  std::string keep, feature_cache;
+  std::string keep, feature_cache, channels_last;
 };
 
 }  // namespace
@@ -85,6 +85,9 @@ Command add_train(CLI::App& root) {
   app->add_option("--feature-cache", f->feature_cache,
                   "auto|on|off: compute a frozen backbone's features once (auto: when exact)")
       ->group(g);
+  app->add_option("--channels-last", f->channels_last,
+                  "auto|on|off: channels-last memory layout for images and conv weights (auto: on)")
+      ->group(g);
 
   g = "Callbacks";
   app->add_flag("--early-stopping", f->early_stopping, "Stop when --monitor stops improving (restores the best weights)")
@@ -137,6 +140,7 @@ Command add_train(CLI::App& root) {
       if (app->count("--fine-tune-lr")) t["fine_tune_lr"] = f->fine_tune_lr;
       if (app->count("--keep")) t["keep"] = f->keep;
       if (app->count("--feature-cache")) t["feature_cache"] = f->feature_cache;
+      if (app->count("--channels-last")) t["channels_last"] = f->channels_last;
       if (f->early_stopping || app->count("--patience") || app->count("--monitor")) {
         nlohmann::json es = {{"enabled", true}};
         if (app->count("--monitor")) es["monitor"] = f->monitor;

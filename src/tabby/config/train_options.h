@@ -48,6 +48,7 @@ struct TrainOptions {
   std::string keep = "last";
   std::string best_monitor = "val_accuracy";
   std::string feature_cache = "auto";  // auto, on, off
+  std::string channels_last = "auto";  // auto (on), on, off: memory layout of images and conv weights
   int threads = 0;                     // 0: all cores
 
   double effective_weight_decay() const;

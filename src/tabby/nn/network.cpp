@@ -140,8 +140,18 @@ void NetworkImpl::decide_output() {
 
 torch::Tensor NetworkImpl::forward(torch::Tensor x) { return forward_range(std::move(x), 0, entries_.size()); }
 
+void NetworkImpl::set_channels_last(bool on) {
+  channels_last_ = on;
+  const auto format = on ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
+  torch::NoGradGuard no_grad;
+  for (auto& p : parameters(true)) {
+    if (p.dim() == 4) p.set_data(p.contiguous(format));
+  }
+}
+
 torch::Tensor NetworkImpl::forward_range(torch::Tensor x, size_t begin, size_t end) {
   end = std::min(end, entries_.size());
+  if (channels_last_ && x.dim() == 4) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
   for (size_t i = begin; i < end; ++i) {
     const NetworkEntry& e = entries_[i];
     if (e.backbone) {

@@ -132,6 +132,7 @@ LoadedRun load_run(const fs::path& dir, const torch::Device& device, const std::
                         run.config.width);
   load_weights(weights, *run.net);
   run.net->to(device);
+  run.net->set_channels_last(run.config.train.channels_last != "off");
   run.net->eval();
   return run;
 }

@@ -1,0 +1,178 @@
+"""Python peer for training speed: the tutorial models trained the way a
+PyTorch + torchvision user writes it (ImageFolder + DataLoader, Adam, batch 32,
+validation after every epoch), so its times sit beside `tabby train`'s.
+
+Modes:
+  e2e           train EPOCHS epochs on TRAIN, validating on VAL after each;
+                per-epoch train/validation seconds and the time to the first step
+  pick-workers  a few training steps with each DataLoader worker count; the
+                driver then runs e2e with the fastest
+  ceiling       the model alone on a synthetic batch already in memory: train
+                steps (forward, loss, backward, Adam) or inference (forward,
+                softmax under no_grad)
+Prints one JSON line on stdout.
+"""
+import argparse
+import time
+
+from peer_common import T_PROCESS_START, configure_threads, emit, facts, log
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
+from torchvision import datasets  # noqa: E402
+
+import peer_models  # noqa: E402
+
+
+def make_loader(model_name, folder, size, batch, workers, train):
+    tf = peer_models.train_transform(model_name, size) if train else peer_models.eval_transform(model_name, size)
+    ds = datasets.ImageFolder(folder, transform=tf)
+    return ds, DataLoader(ds, batch_size=batch, shuffle=train, num_workers=workers)
+
+
+def make_optimizer(model):
+    # Keras' Adam epsilon (tabby uses it too); only trainable parameters.
+    return torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3, eps=1e-7)
+
+
+def train_step(model, opt, x, y):
+    logits = model(x)
+    loss = F.cross_entropy(logits, y)
+    loss_value = loss.item()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss_value, (logits.detach().argmax(1) == y).sum().item()
+
+
+def run_e2e(a):
+    train_ds, train_loader = make_loader(a.model, a.train, a.size, a.batch, a.workers, True)
+    val_ds, val_loader = make_loader(a.model, a.val, a.size, a.batch, a.workers, False) if a.val else (None, None)
+    torch.manual_seed(1337)
+    model = peer_models.build_model(a.model, len(train_ds.classes), a.size)
+    opt = make_optimizer(model)
+    t_ready = time.monotonic()
+    epochs = []
+    for epoch in range(1, a.epochs + 1):
+        t0 = time.monotonic()
+        model.train()
+        loss_sum = correct = seen = 0
+        for x, y in train_loader:
+            lv, c = train_step(model, opt, x, y)
+            loss_sum += lv * len(y)
+            correct += c
+            seen += len(y)
+        t_train = time.monotonic() - t0
+        rec = {"epoch": epoch, "train_seconds": t_train, "images": seen, "loss": loss_sum / seen,
+               "accuracy": correct / seen}
+        if val_loader is not None:
+            t1 = time.monotonic()
+            model.eval()
+            vloss = vcorrect = vseen = 0
+            with torch.no_grad():
+                for x, y in val_loader:
+                    logits = model(x)
+                    vloss += F.cross_entropy(logits, y, reduction="sum").item()
+                    vcorrect += (logits.argmax(1) == y).sum().item()
+                    vseen += len(y)
+            rec.update(val_seconds=time.monotonic() - t1, val_images=vseen, val_loss=vloss / vseen,
+                       val_accuracy=vcorrect / vseen)
+        rec["seconds"] = time.monotonic() - t0
+        log(f"peer {a.model} epoch {epoch}/{a.epochs}: {rec['seconds']:.1f} s "
+            f"({seen / t_train:.1f} train images/s), accuracy {rec['accuracy']:.3f}")
+        epochs.append(rec)
+    return {"train_images": len(train_ds), "val_images": len(val_ds) if val_ds else 0,
+            "setup_seconds": t_ready - T_PROCESS_START, "epochs": epochs,
+            "in_process_seconds": time.monotonic() - T_PROCESS_START}
+
+
+def run_pick_workers(a):
+    results = []
+    for w in a.candidates:
+        ds, loader = make_loader(a.model, a.train, a.size, a.batch, w, True)
+        torch.manual_seed(1337)
+        model = peer_models.build_model(a.model, len(ds.classes), a.size)
+        model.train()
+        opt = make_optimizer(model)
+        it = iter(loader)
+        for _ in range(a.warmup):  # worker start-up, first batches, oneDNN set-up
+            x, y = next(it)
+            train_step(model, opt, x, y)
+        t0 = time.monotonic()
+        n = 0
+        for _ in range(a.steps):
+            x, y = next(it)
+            train_step(model, opt, x, y)
+            n += len(y)
+        s = time.monotonic() - t0
+        del it
+        results.append({"workers": w, "seconds": s, "images": n, "images_per_s": n / s})
+        log(f"peer {a.model} with {w} workers: {n / s:.1f} training images/s")
+    best = max(results, key=lambda r: r["images_per_s"])
+    return {"candidates": results, "best_workers": best["workers"]}
+
+
+def run_ceiling(a):
+    torch.manual_seed(1)
+    model = peer_models.build_model(a.model, 2, a.size)
+    # x is (B,3,H,W) as the transform delivers it; values do not matter for speed.
+    x = torch.rand(a.batch, 3, a.size, a.size)
+    y = torch.randint(0, 2, (a.batch,))
+    if a.phase == "train":
+        model.train()
+        opt = make_optimizer(model)
+
+        def step():
+            train_step(model, opt, x, y)
+    else:
+        model.eval()
+
+        def step():
+            with torch.no_grad():
+                torch.softmax(model(x), 1)[0, 0].item()
+    for _ in range(2):
+        step()
+    times = []
+    t_all = time.monotonic()
+    for _ in range(a.steps):
+        t0 = time.monotonic()
+        step()
+        times.append(time.monotonic() - t0)
+    total = time.monotonic() - t_all
+    median = sorted(times)[len(times) // 2]
+    log(f"peer ceiling {a.model} {a.phase}: {median * 1000:.0f} ms/step, {a.batch * a.steps / total:.1f} images/s")
+    return {"phase": a.phase, "steps": a.steps, "step_seconds": times, "median_step_seconds": median,
+            "images_per_s": a.batch * a.steps / total, "median_images_per_s": a.batch / median}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--mode", choices=["e2e", "pick-workers", "ceiling"], required=True)
+    p.add_argument("--model", choices=sorted(peer_models.MODELS), required=True)
+    p.add_argument("--train")
+    p.add_argument("--val")
+    p.add_argument("--size", type=int, default=150)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--candidates", type=lambda s: [int(v) for v in s.split(",")], default=[0, 1, 2])
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--steps", type=int, default=6)
+    p.add_argument("--phase", choices=["train", "infer"], default="train")
+    p.add_argument("--threads", type=int, default=0)
+    a = p.parse_args()
+    threads = configure_threads(a.threads)
+    out = {"peer": "pytorch", "mode": a.mode, "model": a.model, "size": a.size, "batch": a.batch,
+           "workers": a.workers if a.mode == "e2e" else None, **facts(threads)}
+    if a.mode == "e2e":
+        out.update(run_e2e(a))
+    elif a.mode == "pick-workers":
+        out.update(run_pick_workers(a))
+    else:
+        out.update(run_ceiling(a))
+    emit(out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+// Reports: one self-contained HTML file per run (`tabby report RUN`, also
+// written at the end of `tabby train`) and per experiment, with the charts
+// also saved as PNG files beside it.
+//
+//   RUN/report.html           data summary, model summary table, training
+//                             curves, test metrics, classification report,
+//                             confusion matrix, prediction grid
+//   RUN/charts/*.png          accuracy, loss, class_counts, confusion,
+//                             predictions, mistakes
+//   RUN/evaluation.json       the evaluation the report shows (test data when
+//                             the run has it, else validation), cached so a
+//                             report does not re-run the model; stale once
+//                             weights.safetensors is newer
+//
+// Builds without cairo (charts_available() false) write the report with
+// tables and text only.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "tabby/api/evaluate_job.h"
+#include "tabby/api/train_job.h"
+#include "tabby/pipeline/image_cache.h"
+
+namespace tabby {
+
+namespace run_report_files {
+inline const char* kReport = "report.html";
+inline const char* kEvaluation = "evaluation.json";
+inline const char* kCharts = "charts";
+}  // namespace run_report_files
+
+// One shown prediction.
+struct PredictionSample {
+  std::filesystem::path file;
+  int label = 0;
+  int predicted = 0;
+  double probability = 0;  // of the predicted class
+};
+
+// An evaluation as a report shows it: the metrics (EvaluateOutcome without
+// its tensors) and a fixed random sample of predictions for the grid.
+struct RunEvaluation {
+  std::string split;  // "test", "validation", or "evaluation" (tabby evaluate)
+  EvaluateOutcome outcome;
+  std::vector<PredictionSample> samples;
+};
+
+// Picks `grid_size` predictions at random (seeded) from outcome.result
+// (which must hold the probabilities) for the prediction grid.
+RunEvaluation make_run_evaluation(const EvaluateOutcome& outcome, const std::string& split, size_t grid_size = 16,
+                                  uint64_t seed = 1337);
+nlohmann::json to_json(const RunEvaluation& evaluation);
+// tabby::Error naming `source` when the JSON is not an evaluation.
+RunEvaluation run_evaluation_from_json(const nlohmann::json& j, const std::string& source);
+
+struct ReportOptions {
+  std::filesystem::path out;  // the HTML file; default DIR/report.html
+  bool charts = true;         // also save the charts as PNG files (DIR/charts)
+  bool evaluate = true;       // evaluate a run when no (fresh) evaluation is cached
+  bool reevaluate = false;    // evaluate even when one is cached
+  std::string device = "auto";
+  int threads = 0;
+};
+
+struct ReportResult {
+  std::filesystem::path html;
+  std::vector<std::filesystem::path> charts;
+  bool evaluated = false;  // the run was evaluated to write it
+};
+
+// The run report (see the top of this file). Errors: not a run folder.
+ReportResult write_run_report(const std::filesystem::path& run_dir, const ReportOptions& options = {});
+
+// The run report with the evaluation `tabby evaluate` just made (other data
+// than the run's own): HTML to `html` and/or charts to `charts_dir` (either
+// may be empty). Does not touch the run's evaluation.json.
+ReportResult write_evaluation_report(const std::filesystem::path& run_dir, const EvaluateOutcome& outcome,
+                                     const std::filesystem::path& html, const std::filesystem::path& charts_dir);
+
+// The end of `tabby train`: caches the final evaluation from `outcome`
+// (test when there is test data, else validation; the caches give the file
+// names) and writes the run report. Never throws: a failure is a warning, the
+// trained run is what matters.
+void report_after_training(const TrainOutcome& outcome, const ImageCache* validation, const ImageCache* test);
+
+// The experiment report: comparison table, overlaid curves, and each model's
+// curves and confusion matrix. DIR is a `tabby run` output folder.
+ReportResult write_experiment_report(const std::filesystem::path& experiment_dir, const ReportOptions& options = {});
+
+// `tabby report PATH`: a run or an experiment folder.
+ReportResult write_report(const std::filesystem::path& path, const ReportOptions& options = {});
+
+}  // namespace tabby
