@@ -1,5 +1,6 @@
 #include "tabby/config/train_options.h"
 
+#include <limits>
 #include <set>
 
 #include "tabby/util/error.h"
@@ -10,9 +11,30 @@ namespace {
 
 const std::set<std::string> kMonitors = {"val_loss", "val_accuracy", "loss", "accuracy"};
 
+// Whether an integer JSON value fits T: a negative seed or an epoch count
+// beyond int must not wrap around silently.
+template <typename T>
+bool integer_fits(const nlohmann::json& v) {
+  if (v.is_number_unsigned()) return v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max());
+  const int64_t i = v.get<int64_t>();
+  if constexpr (std::is_unsigned_v<T>) {
+    return i >= 0 && static_cast<uint64_t>(i) <= static_cast<uint64_t>(std::numeric_limits<T>::max());
+  } else {
+    return i >= static_cast<int64_t>(std::numeric_limits<T>::min()) &&
+           i <= static_cast<int64_t>(std::numeric_limits<T>::max());
+  }
+}
+
 template <typename T>
 T read(const nlohmann::json& table, const std::string& key, const std::string& source) {
   const auto& v = table.at(key);
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    if (v.is_number_integer() && !integer_fits<T>(v)) {
+      throw Error(source + ": `" + key + "` = " + v.dump() + " is out of range",
+                  "use an integer from " + std::to_string(std::numeric_limits<T>::min()) + " to " +
+                      std::to_string(std::numeric_limits<T>::max()));
+    }
+  }
   try {
     if constexpr (std::is_same_v<T, bool>) {
       if (!v.is_boolean()) throw std::invalid_argument("bool");
@@ -116,7 +138,7 @@ void validate(const TrainOptions& o) {
   if (o.optimizer != "adam" && o.optimizer != "adamw" && o.optimizer != "sgd") {
     throw UsageError("--optimizer " + o.optimizer + ": unknown optimizer", "use adam, adamw or sgd");
   }
-  if (!(o.lr > 0) || o.lr > 10) throw UsageError("--lr must be a positive number (e.g. 0.001)");
+  if (!(o.lr > 0) || o.lr > 10) throw UsageError("--lr must be in (0, 10]", "typical values are 1e-5 to 1e-2");
   if (o.momentum < 0 || o.momentum >= 1) throw UsageError("--momentum must be in [0, 1)");
   if (o.fine_tune_epochs < 0) throw UsageError("--fine-tune-epochs must not be negative");
   if (o.fine_tune_epochs > 0 && !(o.fine_tune_lr > 0)) throw UsageError("--fine-tune-lr must be positive");
