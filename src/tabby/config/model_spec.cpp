@@ -70,6 +70,23 @@ std::string join(const std::vector<std::string>& items, const std::string& sep) 
   return out;
 }
 
+// Top-level settings must have the right kind before they are read, so a
+// `freeze_backbone = "yes"` is an error naming the file, not a JSON exception.
+void check_top_level_types(const nlohmann::json& root, const std::string& source) {
+  const std::set<std::string> strings = {"name", "description", "backbone", "weights", "preprocessing", "pooling"};
+  const std::set<std::string> bools = {"include_top", "freeze_backbone", "bn_inference"};
+  for (auto it = root.begin(); it != root.end(); ++it) {
+    const std::string& key = it.key();
+    if (strings.count(key) && !it.value().is_string()) {
+      throw Error(source + ": `" + key + "` must be a string",
+                  key == "backbone" ? "a torchvision name such as \"mobilenet_v2\"" : "put the value in quotes");
+    }
+    if (bools.count(key) && !it.value().is_boolean()) {
+      throw Error(source + ": `" + key + "` must be true or false");
+    }
+  }
+}
+
 LayerSpec parse_layer(const nlohmann::json& j, const std::string& source, size_t index) {
   const std::string where = source + ": layer " + std::to_string(index + 1);
   if (!j.is_object()) throw Error(where + ": expected a table with a `type` key");
@@ -202,6 +219,17 @@ void check_structure(const ModelSpec& spec) {
   for (const auto& l : spec.layers) backbones += l.type == "Backbone";
   if (backbones > 1) throw Error(spec.source + ": a model can hold at most one Backbone layer");
   if (spec.layers.empty()) throw Error(spec.source + ": the model has no layers");
+  // The zoo's names are known here, so a misspelt backbone is caught with the file named.
+  for (const auto& l : spec.layers) {
+    if (l.type != "Backbone") continue;
+    const auto& archs = backbone_arch_names();
+    const nlohmann::json arch = l.params.value("arch", nlohmann::json());
+    if (!arch.is_string() || std::find(archs.begin(), archs.end(), arch.get<std::string>()) == archs.end()) {
+      throw Error(spec.source + ": layer '" + l.name + "' (Backbone): unknown architecture " +
+                      (arch.is_null() ? std::string("(no `arch`)") : arch.dump()),
+                  "one of: " + join(archs, ", "));
+    }
+  }
   // Every Dense but the last needs explicit units.
   for (size_t i = 0; i < spec.layers.size(); ++i) {
     const auto& l = spec.layers[i];
@@ -285,6 +313,7 @@ ModelSpec parse_model_toml(const std::string& text, const std::string& source) {
                   "allowed: " + join(std::vector<std::string>(kTopLevelKeys.begin(), kTopLevelKeys.end()), ", "));
     }
   }
+  check_top_level_types(root, source);
   spec.name = root.value("name", std::string());
   if (spec.name.empty()) spec.name = std::filesystem::path(source).stem().string();
   if (root.contains("train")) {
@@ -299,7 +328,6 @@ ModelSpec parse_model_toml(const std::string& text, const std::string& source) {
     }
   }
   if (root.contains("backbone")) {
-    if (!root["backbone"].is_string()) throw Error(source + ": `backbone` must be a string such as \"mobilenet_v2\"");
     expand_backbone_shorthand(root, spec, std::move(augment), std::move(layers));
   } else {
     for (const char* key : {"weights", "include_top", "freeze_backbone", "bn_inference", "preprocessing", "pooling"}) {

@@ -186,7 +186,12 @@ class RandomAffineImpl : public AugmentationImpl {
 
 Layer make_affine(const LayerSpec& spec) {
   AffineAugment aug;
-  aug.fill = parse_fill_mode(spec.get_string("fill_mode", "reflect"));
+  const std::string fill = spec.get_string("fill_mode", "reflect");
+  try {
+    aug.fill = parse_fill_mode(fill);
+  } catch (const Error& e) {
+    throw Error(where_of(spec) + ": " + e.what(), e.hint());
+  }
   if (spec.type == "RandomRotation") {
     aug.rotate = true;
     aug.rotation = factor_range(spec, "factor", true);

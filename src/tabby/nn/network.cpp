@@ -81,9 +81,17 @@ NetworkImpl::NetworkImpl(const ModelSpec& spec, int64_t num_classes, int64_t hei
       }
       entry.backbone->train(was);
     } else {
-      entry.layer = make_layer(ls, shape, num_classes);
+      // A bad setting is found only here; say which config file holds it.
+      const std::string from = spec.source.empty() ? std::string() : spec.source + ": ";
+      try {
+        entry.layer = make_layer(ls, shape, num_classes);
+        shape = infer_output_shape(*entry.layer, shape);
+      } catch (const UsageError& e) {
+        throw UsageError(from + e.what(), e.hint());
+      } catch (const Error& e) {
+        throw Error(from + e.what(), e.hint());
+      }
       register_module(ls.name, entry.layer);
-      shape = infer_output_shape(*entry.layer, shape);
     }
     entry.output_shape = shape;
     entries_.push_back(std::move(entry));
