@@ -6,7 +6,9 @@
 
 #include "support/test_support.h"
 #include "tabby/config/experiment_spec.h"
+#include "tabby/config/presets.h"
 #include "tabby/util/error.h"
+#include "tabby/util/fs.h"
 
 namespace tabby {
 namespace {
@@ -200,6 +202,37 @@ TEST(ExperimentParse, LoadResolvesPathsAgainstTheFileFolder) {
   } catch (const UsageError& e) {
     EXPECT_NE(std::string(e.what()).find("nope.toml"), std::string::npos);
   }
+}
+
+// The experiment the project ships: the tutorials' five models, 20 epochs
+// each, on one split of PetImages.
+TEST(ExperimentParse, ShippedTutorialExperiment) {
+  const std::filesystem::path file = std::filesystem::path(TABBY_SOURCE_DIR) / "experiments" / "cats-vs-dogs-tutorial.toml";
+  ExperimentSpec s = parse_experiment_toml(read_file(file), file.string(), "x");
+  EXPECT_EQ(s.name, "cats-vs-dogs-tutorial");
+  EXPECT_EQ(s.data.split, "train[:40%]");
+  EXPECT_EQ(s.data.val_split, "train[40%:50%]");
+  EXPECT_EQ(s.data.test_split, "train[50%:60%]");
+  ASSERT_TRUE(s.data.image_height);
+  EXPECT_EQ(*s.data.image_height, 150);
+  const std::vector<std::string> presets = {"tutorial-cnn", "tutorial-cnn-flip-rotate", "tutorial-cnn-augmented",
+                                            "tutorial-mobilenet_v2", "tutorial-mobilenet_v2"};
+  ASSERT_EQ(s.models.size(), presets.size());
+  for (size_t i = 0; i < presets.size(); ++i) {
+    const ExperimentModel& m = s.models[i];
+    EXPECT_EQ(m.model, presets[i]) << m.name;
+    EXPECT_TRUE(preset_toml(m.model).has_value()) << m.model;
+    const int epochs = m.train.value("epochs", 0) + m.train.value("fine_tune_epochs", 0);
+    EXPECT_EQ(epochs, 20) << m.name;
+  }
+  for (size_t i : {3u, 4u}) {
+    ASSERT_TRUE(s.models[i].image_height);
+    EXPECT_EQ(*s.models[i].image_height, 160);
+    EXPECT_TRUE(s.models[i].freeze_backbone.value_or(false));
+  }
+  EXPECT_EQ(s.models[3].train.value("fine_tune_epochs", 0), 0);
+  EXPECT_GT(s.models[4].train.value("fine_tune_epochs", 0), 0);
+  EXPECT_GT(s.models[4].train.value("fine_tune_last", 0), 0);
 }
 
 }  // namespace

@@ -2,9 +2,10 @@
 // another on the same data split (config/experiment_spec.h has the format)
 // and compares them.
 //
-//   OUT/experiment.json        the experiment as run: settings, and per model
-//                              its fingerprint and status
-//   OUT/<model name>/          each model's run folder (tabby train's layout)
+//   OUT/experiment.json        the experiment as run: its settings and models
+//   OUT/<model name>/          each model's run folder (tabby train's layout,
+//                              plus experiment-model.json: the settings that
+//                              trained it, to tell whether it still matches)
 //   OUT/comparison.md|csv|json model, parameters, best validation accuracy,
 //                              test accuracy and loss, training time
 //   OUT/charts/accuracy.png, loss.png   the models' curves overlaid
@@ -26,6 +27,14 @@
 #include "tabby/config/experiment_spec.h"
 
 namespace tabby {
+
+namespace experiment_files {
+inline const char* kExperiment = "experiment.json";
+inline const char* kModelFingerprint = "experiment-model.json";  // inside each run folder
+inline const char* kComparisonMarkdown = "comparison.md";
+inline const char* kComparisonCsv = "comparison.csv";
+inline const char* kComparisonJson = "comparison.json";
+}  // namespace experiment_files
 
 struct ExperimentJob {
   std::filesystem::path file;

@@ -182,7 +182,7 @@ std::vector<LayerSpec> augmentation_layers(const InspectJob& job, int64_t& heigh
     throw UsageError("give --augment or --model for the preview, not both");
   }
   if (job.augment.empty() && job.model.empty()) {
-    throw UsageError("--preview needs the augmentation to show",
+    throw UsageError("--augment-preview needs the augmentation to show",
                      "add --augment \"flip,rotation=0.1,zoom=0.2\" or --model tutorial-cnn-augmented");
   }
   int64_t size = 180;
@@ -336,6 +336,10 @@ std::vector<LayerSpec> parse_augment_spec(const std::string& text) {
         throw UsageError("--augment: flip=" + value + ": use horizontal, vertical or both", hint);
       }
     } else {
+      static const std::vector<std::string> kFactorKeys = {"rotation", "zoom", "translation", "contrast"};
+      if (std::find(kFactorKeys.begin(), kFactorKeys.end(), key) == kFactorKeys.end()) {
+        throw UsageError("--augment: unknown augmentation '" + key + "'", hint);
+      }
       double f = 0;
       try {
         size_t used = 0;
@@ -371,9 +375,9 @@ std::vector<LayerSpec> parse_augment_spec(const std::string& text) {
 
 InspectReport run_inspect_job(const InspectJob& job) {
   const auto start = std::chrono::steady_clock::now();
-  if (job.samples > 0 && job.grid.empty()) throw UsageError("--samples needs --grid FILE.png to write the grid to");
-  if (!job.grid.empty() && job.samples <= 0) throw UsageError("--grid needs --samples N (images per class)");
-  if (job.samples > 100) throw UsageError("--samples: at most 100 images per class");
+  if (!job.grid.empty() && (job.samples < 1 || job.samples > 100)) {
+    throw UsageError(fmt::format("--per-class {}: give 1 to 100 images per class for the grid", job.samples));
+  }
   for (const auto* p : {&job.grid, &job.preview}) {
     if (!p->empty()) report::chart_format_for(*p);  // .png or .svg, before the slow part
   }

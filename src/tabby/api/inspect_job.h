@@ -31,12 +31,13 @@ struct InspectJob {
   int threads = 0;      // 0: all cores
   int top_sizes = 10;   // image sizes listed before "other"
 
-  // Sample grid: `samples` random images per class (one row per class) from
-  // the first split, written to `grid` (.png or .svg).
-  int samples = 0;
+  // Sample grid: `samples` random images per class (one row per class,
+  // labelled) from the first split, written to `grid` (.png or .svg).
   std::filesystem::path grid;
-  // Augmentation preview: "flip,rotation=0.1,zoom=0.2" (see parse_augment_spec)
-  // or the augmentation layers of `model`; `preview_images` random images,
+  int samples = 3;
+  // Augmentation preview written to `preview` (.png or .svg):
+  // "flip,rotation=0.1,zoom=0.2" (see parse_augment_spec) or the
+  // augmentation layers of `model`; `preview_images` random images,
   // each shown as the original and `preview_versions` augmented versions,
   // resized to image_height x image_width first (what the model would see).
   std::string augment;

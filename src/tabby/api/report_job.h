@@ -1,10 +1,11 @@
 // Reports: one self-contained HTML file per run (`tabby report RUN`, also
-// written at the end of `tabby train`) and per experiment, with the charts
+// written at the end of `tabby train`) and per experiment (`tabby report
+// EXPERIMENT_DIR`, also written at the end of `tabby run`), with the charts
 // also saved as PNG files beside it.
 //
 //   RUN/report.html           data summary, model summary table, training
 //                             curves, test metrics, classification report,
-//                             confusion matrix, prediction grid
+//                             confusion matrix, prediction grid, top losses
 //   RUN/charts/*.png          accuracy, loss, class_counts, confusion,
 //                             predictions, mistakes
 //   RUN/evaluation.json       the evaluation the report shows (test data when
@@ -19,12 +20,12 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "tabby/api/evaluate_job.h"
 #include "tabby/api/train_job.h"
-#include "tabby/pipeline/image_cache.h"
 
 namespace tabby {
 
@@ -42,8 +43,9 @@ struct PredictionSample {
   double probability = 0;  // of the predicted class
 };
 
-// An evaluation as a report shows it: the metrics (EvaluateOutcome without
-// its tensors) and a fixed random sample of predictions for the grid.
+// An evaluation as a report shows it: the metrics (EvaluateOutcome; its
+// tensors are empty when read back from JSON) and a fixed random sample of
+// predictions for the grid.
 struct RunEvaluation {
   std::string split;  // "test", "validation", or "evaluation" (tabby evaluate)
   EvaluateOutcome outcome;
@@ -51,7 +53,8 @@ struct RunEvaluation {
 };
 
 // Picks `grid_size` predictions at random (seeded) from outcome.result
-// (which must hold the probabilities) for the prediction grid.
+// (which must hold the probabilities; rows map to files through
+// result.indices and outcome.paths) for the prediction grid.
 RunEvaluation make_run_evaluation(const EvaluateOutcome& outcome, const std::string& split, size_t grid_size = 16,
                                   uint64_t seed = 1337);
 nlohmann::json to_json(const RunEvaluation& evaluation);
@@ -65,13 +68,21 @@ struct ReportOptions {
   bool reevaluate = false;    // evaluate even when one is cached
   std::string device = "auto";
   int threads = 0;
+  size_t grid_size = 16;      // predictions shown in the grid
 };
 
 struct ReportResult {
   std::filesystem::path html;
   std::vector<std::filesystem::path> charts;
-  bool evaluated = false;  // the run was evaluated to write it
+  bool evaluated = false;  // a run was evaluated to write it
 };
+
+// The evaluation a run report shows: the cached RUN/evaluation.json when it
+// is fresh, else (options.evaluate) the kept weights evaluated on the run's
+// own test data (else its validation data), cached for next time. nullopt
+// when the run has neither, or evaluating is off and nothing is cached.
+std::optional<RunEvaluation> run_evaluation(const std::filesystem::path& run_dir, const ReportOptions& options,
+                                            bool* evaluated = nullptr);
 
 // The run report (see the top of this file). Errors: not a run folder.
 ReportResult write_run_report(const std::filesystem::path& run_dir, const ReportOptions& options = {});
@@ -82,17 +93,22 @@ ReportResult write_run_report(const std::filesystem::path& run_dir, const Report
 ReportResult write_evaluation_report(const std::filesystem::path& run_dir, const EvaluateOutcome& outcome,
                                      const std::filesystem::path& html, const std::filesystem::path& charts_dir);
 
-// The end of `tabby train`: caches the final evaluation from `outcome`
-// (test when there is test data, else validation; the caches give the file
-// names) and writes the run report. Never throws: a failure is a warning, the
-// trained run is what matters.
-void report_after_training(const TrainOutcome& outcome, const ImageCache* validation, const ImageCache* test);
+// The end of `tabby train` and of each model of `tabby run`: caches the final
+// evaluation from `outcome` (test when there is test data, else validation)
+// and writes the run report. The outcome's probabilities are reused when the
+// run's files can be matched to their rows (no file was skipped while
+// decoding); otherwise the run is evaluated again. Never throws: a failure is
+// a warning (the trained run is what matters) and the result is nullopt.
+std::optional<ReportResult> report_after_training(const TrainOutcome& outcome);
 
-// The experiment report: comparison table, overlaid curves, and each model's
-// curves and confusion matrix. DIR is a `tabby run` output folder.
+// The experiment report: data summary, comparison table, overlaid curves,
+// and for each model its curves, test metrics and confusion matrix. DIR is a
+// `tabby run` output folder. Runs without a cached evaluation are evaluated
+// (options.evaluate) and their own reports written.
 ReportResult write_experiment_report(const std::filesystem::path& experiment_dir, const ReportOptions& options = {});
 
-// `tabby report PATH`: a run or an experiment folder.
+// `tabby report PATH`: a run or an experiment folder; tabby::Error for
+// anything else.
 ReportResult write_report(const std::filesystem::path& path, const ReportOptions& options = {});
 
 }  // namespace tabby

@@ -3,6 +3,7 @@
 
 #include <memory>
 
+#include "tabby/api/report_job.h"
 #include "tabby/api/train_job.h"
 #include "tabby/cli/commands.h"
 #include "tabby/util/error.h"
@@ -15,7 +16,7 @@ struct TrainFlags {
   TrainJob job;
   std::string image_size;
   std::string resume;
-  bool freeze = false, include_top = false, json = false;
+  bool freeze = false, include_top = false, json = false, no_report = false;
   // Flags that override [train] keys; only the ones given are applied.
   int epochs = 0;
   int64_t batch_size = 0;
@@ -110,6 +111,7 @@ Command add_train(CLI::App& root) {
   app->add_option("--device", f->job.device, "auto, cpu, cuda or cuda:N (default auto)")->group(g);
   app->add_option("--threads", f->job.threads, "CPU threads (default: all cores)")->group(g);
   app->add_flag("--json", f->json, "Print the results as JSON on stdout")->group(g);
+  app->add_flag("--no-report", f->no_report, "Do not write RUN/report.html (see tabby report) at the end")->group(g);
   app->add_option("--stop-after", f->job.stop_after_epochs, "Testing aid: stop as if killed after N epochs")
       ->group("");
 
@@ -158,9 +160,12 @@ Command add_train(CLI::App& root) {
       }
       outcome = run_train_job(f->job);
     }
+    std::optional<ReportResult> report;
+    if (!f->no_report) report = report_after_training(outcome);
     if (f->json) {
       nlohmann::json j = outcome.summary;
       j["run"] = outcome.run_dir.string();
+      if (report) j["report"] = report->html.string();
       print_json(j.dump(2));
     } else {
       std::string line = fmt::format("run: {}\n", outcome.run_dir.string());
@@ -173,6 +178,7 @@ Command add_train(CLI::App& root) {
         line += fmt::format("test: accuracy {:.4f}, loss {:.4f} ({} images)\n", outcome.test->accuracy,
                             outcome.test->loss, outcome.test->count);
       }
+      if (report) line += fmt::format("report: {}\n", report->html.string());
       std::fputs(line.c_str(), stdout);
     }
     return 0;

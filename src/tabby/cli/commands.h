@@ -23,6 +23,9 @@ Command add_evaluate(CLI::App& root);
 Command add_predict(CLI::App& root);
 Command add_summary(CLI::App& root);
 Command add_demo(CLI::App& root);
+Command add_inspect(CLI::App& root);
+Command add_report(CLI::App& root);
+Command add_run(CLI::App& root);
 
 // "150" -> {150,150}; "150x120" -> {150,120} (height x width).
 std::pair<int64_t, int64_t> parse_image_size(const std::string& text);

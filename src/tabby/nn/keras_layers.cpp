@@ -416,7 +416,7 @@ Layer make_layer(const LayerSpec& spec, const std::vector<int64_t>& input_shape,
   if (t == "Dense") {
     if (input_shape.size() != 1) {
       throw Error(where_of(spec) + " needs a flat input, but the previous layer outputs an image-shaped tensor",
-                  "add a Flatten or GlobalAveragePooling2D layer before it");
+                  "add a Flatten or GlobalAveragePooling2D layer before it (after a backbone: pooling = \"avg\")");
     }
     return std::make_shared<DenseImpl>(spec, input_shape[0], num_classes);
   }
