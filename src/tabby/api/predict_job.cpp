@@ -82,6 +82,7 @@ std::vector<fs::path> collect_image_files(const std::vector<std::string>& inputs
 
 std::vector<Prediction> run_predict_job(const PredictJob& job) {
   if (job.top_k < 1) throw UsageError("--top-k must be at least 1");
+  if (job.batch_size < 1) throw UsageError("--batch-size must be at least 1");
   configure_threads(job.threads);
   const torch::Device device = resolve_device(job.device);
   std::vector<fs::path> files = collect_image_files(job.inputs);
