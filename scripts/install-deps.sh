@@ -14,8 +14,8 @@ PACKAGES=(
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libfmt-dev
   # charts, serving, downloads, checksums
   libcairo2-dev libcpp-httplib-dev libcurl4-openssl-dev libssl-dev
-  # tests
-  libgtest-dev libgmock-dev
+  # tests, and clang with libFuzzer + sanitizer runtimes for the fuzz targets (scripts/fuzz.sh)
+  libgtest-dev libgmock-dev clang-14 libclang-rt-14-dev
   # allocator that keeps large freed blocks (see CMakeLists.txt)
   libgoogle-perftools-dev
   # reference implementation for tests and the Python peer in benchmarks
