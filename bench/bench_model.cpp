@@ -2,14 +2,18 @@
 // in memory, with no decoding, no loader and no validation. What end-to-end
 // training (or prediction) could reach if the input pipeline cost nothing.
 //   train  train mode (augmentation layers and dropout active), forward, loss,
-//          backward, Adam step, loss.item() — one step of fit()
+//          loss.item(), backward, Adam step, accuracy tally — one step of fit()
 //   infer  eval mode, no gradients, forward + probabilities — one batch of
 //          `tabby predict`
 // Usage: bench_model MODEL [--size N] [--batch B] [--steps S] [--mode train|infer]
-//        [--freeze] [--classes C] [--threads T]
+//        [--freeze] [--pretrained] [--classes C] [--threads T] [--channels-last on|off]
 // MODEL is a preset or model file, as `tabby train --model`; --freeze freezes
 // the backbone like `tabby train --freeze-backbone`. Weights stay freshly
-// initialised (speed does not depend on their values). Prints one JSON object.
+// initialised unless --pretrained loads the backbone's (ImageNet) weights as
+// `tabby train` does: a frozen, randomly initialised backbone can drift into
+// denormal activations, which are slow on CPUs. Channels-last is on
+// by default, as `tabby train --channels-last auto` and `tabby predict` use it.
+// Prints one JSON object.
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -42,6 +46,8 @@ struct Args {
   int steps = 10, threads = 0;
   std::string mode = "train";
   bool freeze = false;
+  bool pretrained = false;
+  bool channels_last = true;
 };
 
 Args parse(int argc, char** argv) {
@@ -49,8 +55,8 @@ Args parse(int argc, char** argv) {
   a.model = argv[1];
   for (int i = 2; i < argc; ++i) {
     const std::string k = argv[i];
-    if (k == "--freeze") {
-      a.freeze = true;
+    if (k == "--freeze" || k == "--pretrained") {
+      (k == "--freeze" ? a.freeze : a.pretrained) = true;
       continue;
     }
     if (i + 1 >= argc) throw tabby::UsageError("flag " + k + " needs a value");
@@ -61,6 +67,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--mode") a.mode = v;
     else if (k == "--classes") a.classes = std::stoll(v);
     else if (k == "--threads") a.threads = std::stoi(v);
+    else if (k == "--channels-last") a.channels_last = v != "off";
     else throw tabby::UsageError("unknown flag " + k);
   }
   if (a.mode != "train" && a.mode != "infer") throw tabby::UsageError("--mode is train or infer");
@@ -72,7 +79,7 @@ Args parse(int argc, char** argv) {
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr, "usage: bench_model MODEL [--size N] [--batch B] [--steps S] [--mode train|infer] "
-                         "[--freeze] [--classes C] [--threads T]\n");
+                         "[--freeze] [--pretrained] [--classes C] [--threads T] [--channels-last on|off]\n");
     return 2;
   }
   try {
@@ -86,6 +93,8 @@ int main(int argc, char** argv) {
     }
     torch::manual_seed(1);
     tabby::nn::Network net(spec, a.classes, a.size, a.size);
+    if (a.pretrained) net->load_pretrained_weights();
+    net->set_channels_last(a.channels_last);
 
     // x is (B,3,H,W) float pixels in [0,255], as the loader delivers them.
     auto x = torch::rand({a.batch, 3, a.size, a.size}) * 255;
@@ -108,6 +117,7 @@ int main(int argc, char** argv) {
         optimizer->zero_grad();
         loss.backward();
         optimizer->step();
+        (void)net->predicted_classes(logits.detach()).eq(labels).sum().item<double>();  // fit()'s accuracy tally
       };
     } else {
       net->eval();
@@ -138,6 +148,8 @@ int main(int argc, char** argv) {
                           {"steps", a.steps},
                           {"threads", threads},
                           {"freeze", a.freeze},
+                          {"pretrained", a.pretrained},
+                          {"channels_last", a.channels_last},
                           {"trainable_params", net->count_trainable()},
                           {"step_seconds", times},
                           {"median_step_seconds", median},

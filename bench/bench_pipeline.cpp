@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tabby/api/train_job.h"
 #include "tabby/dataset/folder.h"
 #include "tabby/pipeline/batch_loader.h"
 #include "tabby/pipeline/image_cache.h"
@@ -35,19 +36,24 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: bench_pipeline DIR [--size N] [--batch B] [--epochs E] [--threads T]...\n");
     return 2;
   }
-  const std::filesystem::path dir = argv[1];
-  int64_t size = 150, batch = 32;
-  int epochs = 2;
-  std::vector<int> thread_counts;
-  for (int i = 2; i + 1 < argc; i += 2) {
-    if (std::strcmp(argv[i], "--size") == 0) size = std::stoll(argv[i + 1]);
-    if (std::strcmp(argv[i], "--batch") == 0) batch = std::stoll(argv[i + 1]);
-    if (std::strcmp(argv[i], "--epochs") == 0) epochs = std::stoi(argv[i + 1]);
-    if (std::strcmp(argv[i], "--threads") == 0) thread_counts.push_back(std::stoi(argv[i + 1]));
-  }
-  if (thread_counts.empty()) thread_counts = {1, 2};
-
   try {
+    const std::filesystem::path dir = argv[1];
+    int64_t size = 150, batch = 32;
+    int epochs = 2;
+    std::vector<int> thread_counts;
+    for (int i = 2; i < argc; i += 2) {
+      const std::string flag = argv[i];
+      if (i + 1 >= argc) throw tabby::UsageError("flag " + flag + " needs a value");
+      const int value = std::stoi(argv[i + 1]);
+      if (flag == "--size") size = value;
+      else if (flag == "--batch") batch = value;
+      else if (flag == "--epochs") epochs = value;
+      else if (flag == "--threads") thread_counts.push_back(value);
+      else throw tabby::UsageError("unknown flag " + flag);
+    }
+    if (thread_counts.empty()) thread_counts = {1, 2};
+    tabby::configure_threads(0);  // intra-op threads for the batch conversion, as `tabby train` sets them
+
     const tabby::Dataset dataset = tabby::scan_folder(dir);
     // Warm the page cache: the peer's first epoch reads the same warm files.
     for (const auto& s : dataset.samples) (void)tabby::read_file(s.path);
@@ -97,6 +103,9 @@ int main(int argc, char** argv) {
     }
     std::printf("%s\n", out.dump().c_str());
   } catch (const tabby::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
   }

@@ -11,6 +11,9 @@ change the amount of model work):
 - batch norm of the frozen MobileNetV2 runs as separate modules (plain
   torchvision); tabby folds inference batch norm into the convolutions.
 """
+import json
+import struct
+
 import torch
 import torch.nn as nn
 import torchvision
@@ -87,6 +90,35 @@ class FrozenMobileNetV2(nn.Module):
 
 def mobilenet_v2_frozen(num_classes, size):
     return FrozenMobileNetV2(num_classes)
+
+
+DTYPES = {"F32": torch.float32, "I64": torch.int64}
+
+
+def load_safetensors(path):
+    """name -> tensor from a .safetensors file (8-byte header length, JSON
+    header, raw little-endian data): F32 weights, I64 batch-norm counters."""
+    with open(path, "rb") as f:
+        (header_len,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(header_len))
+        data = f.read()
+    tensors = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        dtype = DTYPES.get(info["dtype"])
+        if dtype is None:
+            raise ValueError(f"{path}: {name} is {info['dtype']}, only F32 and I64 are read here")
+        begin, end = info["data_offsets"]
+        t = torch.frombuffer(bytearray(data[begin:end]), dtype=dtype) if end > begin else torch.zeros(0, dtype=dtype)
+        tensors[name] = t.reshape(info["shape"])
+    return tensors
+
+
+def load_backbone_weights(model, path):
+    """torchvision-named ImageNet weights (features.*) into a FrozenMobileNetV2."""
+    state = {k[len("features."):]: v for k, v in load_safetensors(path).items() if k.startswith("features.")}
+    model.features.load_state_dict(state, strict=True)
 
 
 # name -> (builder, augmented, input normalisation); keys match bench/driver.py's cases.

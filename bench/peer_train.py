@@ -1,10 +1,14 @@
 """Python peer for training speed: the tutorial models trained the way a
 PyTorch + torchvision user writes it (ImageFolder + DataLoader, Adam, batch 32,
-validation after every epoch), so its times sit beside `tabby train`'s.
+validation after every epoch when --val is given), so its times sit beside
+`tabby train`'s.
 
 Modes:
-  e2e           train EPOCHS epochs on TRAIN, validating on VAL after each;
-                per-epoch train/validation seconds and the time to the first step
+  e2e           train EPOCHS epochs on TRAIN (validating on VAL after each when
+                given): per-epoch train/validation seconds, set-up time
+  features      the stronger peer for a frozen backbone: compute the backbone's
+                features of TRAIN and VAL once (no augmentation), then train the
+                head on them for EPOCHS epochs, validating after each
   pick-workers  a few training steps with each DataLoader worker count; the
                 driver then runs e2e with the fastest
   ceiling       the model alone on a synthetic batch already in memory: train
@@ -25,10 +29,21 @@ from torchvision import datasets  # noqa: E402
 import peer_models  # noqa: E402
 
 
-def make_loader(model_name, folder, size, batch, workers, train):
-    tf = peer_models.train_transform(model_name, size) if train else peer_models.eval_transform(model_name, size)
+def make_loader(model_name, folder, size, batch, workers, train, augment=True):
+    if train and augment:
+        tf = peer_models.train_transform(model_name, size)
+    else:
+        tf = peer_models.eval_transform(model_name, size)
     ds = datasets.ImageFolder(folder, transform=tf)
     return ds, DataLoader(ds, batch_size=batch, shuffle=train, num_workers=workers)
+
+
+def make_model(a, num_classes):
+    torch.manual_seed(1337)
+    model = peer_models.build_model(a.model, num_classes, a.size)
+    if a.weights:
+        peer_models.load_backbone_weights(model, a.weights)
+    return model
 
 
 def make_optimizer(model):
@@ -46,67 +61,122 @@ def train_step(model, opt, x, y):
     return loss_value, (logits.detach().argmax(1) == y).sum().item()
 
 
+def validate(model, batches):
+    model.eval()
+    loss = correct = seen = 0
+    with torch.no_grad():
+        for x, y in batches:
+            logits = model(x)
+            loss += F.cross_entropy(logits, y, reduction="sum").item()
+            correct += (logits.argmax(1) == y).sum().item()
+            seen += len(y)
+    return {"val_images": seen, "val_loss": loss / seen, "val_accuracy": correct / seen}
+
+
+def train_epoch(model, opt, batches):
+    model.train()
+    loss_sum = correct = seen = 0
+    for x, y in batches:
+        lv, c = train_step(model, opt, x, y)
+        loss_sum += lv * len(y)
+        correct += c
+        seen += len(y)
+    return {"images": seen, "loss": loss_sum / seen, "accuracy": correct / seen}
+
+
 def run_e2e(a):
     train_ds, train_loader = make_loader(a.model, a.train, a.size, a.batch, a.workers, True)
     val_ds, val_loader = make_loader(a.model, a.val, a.size, a.batch, a.workers, False) if a.val else (None, None)
-    torch.manual_seed(1337)
-    model = peer_models.build_model(a.model, len(train_ds.classes), a.size)
+    model = make_model(a, len(train_ds.classes))
     opt = make_optimizer(model)
     t_ready = time.monotonic()
     epochs = []
     for epoch in range(1, a.epochs + 1):
         t0 = time.monotonic()
-        model.train()
-        loss_sum = correct = seen = 0
-        for x, y in train_loader:
-            lv, c = train_step(model, opt, x, y)
-            loss_sum += lv * len(y)
-            correct += c
-            seen += len(y)
-        t_train = time.monotonic() - t0
-        rec = {"epoch": epoch, "train_seconds": t_train, "images": seen, "loss": loss_sum / seen,
-               "accuracy": correct / seen}
+        rec = {"epoch": epoch, **train_epoch(model, opt, train_loader)}
+        rec["train_seconds"] = time.monotonic() - t0
         if val_loader is not None:
             t1 = time.monotonic()
-            model.eval()
-            vloss = vcorrect = vseen = 0
-            with torch.no_grad():
-                for x, y in val_loader:
-                    logits = model(x)
-                    vloss += F.cross_entropy(logits, y, reduction="sum").item()
-                    vcorrect += (logits.argmax(1) == y).sum().item()
-                    vseen += len(y)
-            rec.update(val_seconds=time.monotonic() - t1, val_images=vseen, val_loss=vloss / vseen,
-                       val_accuracy=vcorrect / vseen)
+            rec.update(validate(model, val_loader))
+            rec["val_seconds"] = time.monotonic() - t1
         rec["seconds"] = time.monotonic() - t0
         log(f"peer {a.model} epoch {epoch}/{a.epochs}: {rec['seconds']:.1f} s "
-            f"({seen / t_train:.1f} train images/s), accuracy {rec['accuracy']:.3f}")
+            f"({rec['images'] / rec['train_seconds']:.1f} train images/s), accuracy {rec['accuracy']:.3f}"
+            + (f", val_accuracy {rec['val_accuracy']:.3f}" if val_loader is not None else ""))
         epochs.append(rec)
     return {"train_images": len(train_ds), "val_images": len(val_ds) if val_ds else 0,
             "setup_seconds": t_ready - T_PROCESS_START, "epochs": epochs,
             "in_process_seconds": time.monotonic() - T_PROCESS_START}
 
 
+def run_features(a):
+    """Backbone features once (eval transform, no augmentation), then the head
+    alone: what a PyTorch user who knows the trick writes by hand."""
+    train_ds, train_loader = make_loader(a.model, a.train, a.size, a.batch, a.workers, False)
+    val_ds, val_loader = make_loader(a.model, a.val, a.size, a.batch, a.workers, False)
+    model = make_model(a, len(train_ds.classes))
+    t_ready = time.monotonic()
+
+    def features(loader):
+        model.eval()
+        xs, ys = [], []
+        with torch.no_grad():
+            for x, y in loader:
+                xs.append(model.pool(model.features(x)).flatten(1))  # (B,1280)
+                ys.append(y)
+        return torch.cat(xs), torch.cat(ys)
+
+    train_x, train_y = features(train_loader)
+    val_x, val_y = features(val_loader)
+    t_features = time.monotonic() - t_ready
+    log(f"peer features: {len(train_y) + len(val_y)} images in {t_features:.1f} s")
+    head = torch.nn.Sequential(model.dropout, model.dense)
+    opt = make_optimizer(head)
+    val_batches = list(zip(val_x.split(a.batch), val_y.split(a.batch)))
+    epochs = []
+    for epoch in range(1, a.epochs + 1):
+        t0 = time.monotonic()
+        order = torch.randperm(len(train_y))
+        batches = ((train_x[i], train_y[i]) for i in order.split(a.batch))
+        rec = {"epoch": epoch, **train_epoch(head, opt, batches)}
+        rec["train_seconds"] = time.monotonic() - t0
+        t1 = time.monotonic()
+        rec.update(validate(head, val_batches))
+        rec["val_seconds"] = time.monotonic() - t1
+        rec["seconds"] = time.monotonic() - t0
+        epochs.append(rec)
+    log(f"peer head: {a.epochs} epochs in {sum(e['seconds'] for e in epochs):.2f} s, "
+        f"val_accuracy {epochs[-1]['val_accuracy']:.3f}")
+    return {"train_images": len(train_ds), "val_images": len(val_ds),
+            "setup_seconds": t_ready - T_PROCESS_START, "feature_seconds": t_features, "epochs": epochs,
+            "in_process_seconds": time.monotonic() - T_PROCESS_START}
+
+
+def endless(loader):
+    """Batches of loader, epoch after epoch (small data sets end before the steps do)."""
+    while True:
+        yield from loader
+
+
 def run_pick_workers(a):
     results = []
     for w in a.candidates:
         ds, loader = make_loader(a.model, a.train, a.size, a.batch, w, True)
-        torch.manual_seed(1337)
-        model = peer_models.build_model(a.model, len(ds.classes), a.size)
+        model = make_model(a, len(ds.classes))
         model.train()
         opt = make_optimizer(model)
-        it = iter(loader)
+        batches = endless(loader)
         for _ in range(a.warmup):  # worker start-up, first batches, oneDNN set-up
-            x, y = next(it)
+            x, y = next(batches)
             train_step(model, opt, x, y)
         t0 = time.monotonic()
         n = 0
         for _ in range(a.steps):
-            x, y = next(it)
+            x, y = next(batches)
             train_step(model, opt, x, y)
             n += len(y)
         s = time.monotonic() - t0
-        del it
+        del batches
         results.append({"workers": w, "seconds": s, "images": n, "images_per_s": n / s})
         log(f"peer {a.model} with {w} workers: {n / s:.1f} training images/s")
     best = max(results, key=lambda r: r["images_per_s"])
@@ -114,8 +184,7 @@ def run_pick_workers(a):
 
 
 def run_ceiling(a):
-    torch.manual_seed(1)
-    model = peer_models.build_model(a.model, 2, a.size)
+    model = make_model(a, 2)
     # x is (B,3,H,W) as the transform delivers it; values do not matter for speed.
     x = torch.rand(a.batch, 3, a.size, a.size)
     y = torch.randint(0, 2, (a.batch,))
@@ -148,10 +217,11 @@ def run_ceiling(a):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--mode", choices=["e2e", "pick-workers", "ceiling"], required=True)
+    p.add_argument("--mode", choices=["e2e", "features", "pick-workers", "ceiling"], required=True)
     p.add_argument("--model", choices=sorted(peer_models.MODELS), required=True)
     p.add_argument("--train")
     p.add_argument("--val")
+    p.add_argument("--weights", help="ImageNet backbone weights (.safetensors, torchvision names)")
     p.add_argument("--size", type=int, default=150)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--epochs", type=int, default=2)
@@ -164,9 +234,11 @@ def main():
     a = p.parse_args()
     threads = configure_threads(a.threads)
     out = {"peer": "pytorch", "mode": a.mode, "model": a.model, "size": a.size, "batch": a.batch,
-           "workers": a.workers if a.mode == "e2e" else None, **facts(threads)}
+           "workers": a.workers if a.mode in ("e2e", "features") else None, **facts(threads)}
     if a.mode == "e2e":
         out.update(run_e2e(a))
+    elif a.mode == "features":
+        out.update(run_features(a))
     elif a.mode == "pick-workers":
         out.update(run_pick_workers(a))
     else:

@@ -66,8 +66,10 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace tabby;
-  const auto [mode, payload] = fuzz::split_mode(data, size);
-  std::string file(payload);
+  // Not a structured binding: C++17 lambdas cannot capture those.
+  const fuzz::ModeAndPayload input = fuzz::split_mode(data, size);
+  const uint8_t mode = input.mode;
+  std::string file(input.payload);
   if ((mode & 8) && sniff_format(reinterpret_cast<const uint8_t*>(file.data()), file.size()) == ImageFormat::Png) {
     fix_png_crcs(file);
   }

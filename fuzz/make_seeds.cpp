@@ -7,13 +7,15 @@
 // model_config and csv_and_splits. Extra .pth files (e.g. from
 // tests/python/make_pth_fixtures.py) become pth seeds too; the pickle of a
 // zip-format one also becomes a pickle-mode seed.
+// jpeglib.h needs size_t and FILE declared first.
+#include <cstdio>
+#include <cstdlib>
 #include <jpeglib.h>
 #include <png.h>
 #ifdef TABBY_HAVE_GIF
 #include <gif_lib.h>
 #endif
 
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>

@@ -131,15 +131,18 @@ field() {  # the last value of a libFuzzer stat (e.g. "cov:") in a log
   grep -oE "$1 [0-9]+[a-zA-Z]*" "$2" | tail -1 | awk '{print $2}'
 }
 status=0
-printf '\n%-16s %8s %12s %9s %8s %9s %14s  %s\n' target seconds executions exec/s cov features corpus result
+# corpus: libFuzzer's working set at the end (inputs/bytes); on disk: every
+# input kept in BUILD/corpus/<target> across runs.
+printf '\n%-16s %8s %12s %9s %8s %9s %14s %8s  %s\n' target seconds executions exec/s cov features corpus "on disk" \
+  result
 for t in "${TARGETS[@]}"; do
   log="$BUILD/logs/$t.log"
   read -r secs rc <"$BUILD/logs/$t.time"
   execs=$(grep -oE 'stat::number_of_executed_units: [0-9]+' "$log" | awk '{print $2}' | tail -1)
   cov=$(field 'cov:' "$log")
   ft=$(field 'ft:' "$log")
+  corp=$(grep -oE 'corp: [0-9]+/[0-9]+[a-zA-Z]*' "$log" | tail -1 | awk '{print $2}')
   corpus_files=$(find "$BUILD/corpus/$t" -type f | wc -l)
-  corpus_kb=$(du -sk "$BUILD/corpus/$t" | awk '{print $1}')
   findings=$(find "$BUILD/findings/$t" -type f | wc -l)
   result="ok"
   if [[ "$rc" != 0 || "$findings" -gt 0 ]]; then
@@ -148,10 +151,10 @@ for t in "${TARGETS[@]}"; do
   fi
   rate="-"
   if [[ -n "$execs" && "$secs" -gt 0 ]]; then rate=$((execs / secs)); fi
-  printf '%-16s %8s %12s %9s %8s %9s %14s  %s\n' "$t" "$secs" "${execs:--}" "$rate" "${cov:--}" "${ft:--}" \
-    "${corpus_files} (${corpus_kb}K)" "$result"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$secs" "${execs:-0}" "${cov:-0}" "${ft:-0}" "$corpus_files" "$result" \
-    >>"$BUILD/logs/summary.tsv"
+  printf '%-16s %8s %12s %9s %8s %9s %14s %8s  %s\n' "$t" "$secs" "${execs:--}" "$rate" "${cov:--}" "${ft:--}" \
+    "${corp:--}" "$corpus_files" "$result"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$secs" "${execs:-0}" "${cov:-0}" "${ft:-0}" "${corp:--}" \
+    "$corpus_files" "$result" >>"$BUILD/logs/summary.tsv"
 done
 if [[ $status -ne 0 ]]; then
   echo "fuzz: findings above; reproduce one with: $BUILD/fuzz_TARGET FILE" >&2

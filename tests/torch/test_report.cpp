@@ -4,6 +4,7 @@
 // folders give clear errors; and, where Chromium is installed, the page loads
 // in a headless browser with no console errors and every image showing.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -85,7 +86,8 @@ class ReportTest : public ::testing::Test {
  protected:
   // One tiny run for every test: trained through the real binary.
   static void SetUpTestSuite() {
-    root_ = new fs::path(testing::scratch_dir("report_run"));
+    // Per process: ctest runs the tests of this suite in parallel processes.
+    root_ = new fs::path(testing::scratch_dir("report_run_" + std::to_string(::getpid())));
     const fs::path& root = *root_;
     write_class_images(root / "train/cat", 10, true, 1);
     write_class_images(root / "train/dog", 10, false, 2);

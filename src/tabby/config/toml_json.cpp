@@ -4,6 +4,7 @@
 
 #include <sstream>
 
+#include "tabby/config/toml_prescan.h"
 #include "tabby/util/error.h"
 
 namespace tabby {
@@ -84,6 +85,7 @@ void fill_table(toml::table& table, const nlohmann::json& object) {
 }  // namespace
 
 nlohmann::json parse_toml_to_json(const std::string& text, const std::string& source) {
+  check_toml_characters(text, source);  // what toml++ 3.3 mishandles (see the header)
   try {
     toml::table table = toml::parse(text, source);
     return node_to_json(table);

@@ -77,6 +77,11 @@ std::vector<fs::directory_entry> read_folder(const fs::path& dir) {
 void check_dataset_folder(const fs::path& dir) {
   std::error_code ec;
   const fs::file_status status = fs::status(dir, ec);
+  // ELOOP (a symlink loop), EACCES on a parent, ...: say so, not "missing".
+  if (ec && ec != std::errc::no_such_file_or_directory && ec != std::errc::not_a_directory) {
+    throw Error("cannot read dataset folder '" + dir.string() + "': " + ec.message(),
+                "check that the path and the folders above it are readable");
+  }
   if (!fs::exists(status)) {
     throw Error("dataset folder '" + dir.string() + "' does not exist", layout_hint(dir));
   }

@@ -143,8 +143,11 @@ SliceRange slice_range(const SplitSpec& spec, size_t n) {
   const auto count = static_cast<long long>(n);
   auto to_index = [&](double bound) -> long long {
     // std::nearbyint in the default rounding mode rounds halves to even, as Python's round().
-    long long index = spec.percent ? static_cast<long long>(std::nearbyint(bound * static_cast<double>(n) / 100.0))
-                                   : static_cast<long long>(bound);
+    double position = spec.percent ? std::nearbyint(bound * static_cast<double>(n) / 100.0) : bound;
+    // A count may be any size ("train[:10_000_000_000_000_000_000_000]"); past
+    // either end it means the end, and only in range is the cast defined.
+    position = std::clamp(position, -static_cast<double>(count), static_cast<double>(count));
+    long long index = static_cast<long long>(position);
     if (index < 0) index = std::max(count + index, 0LL);
     return std::min(index, count);
   };

@@ -61,10 +61,14 @@ struct FileHandle {
 };
 
 // Reads at most `limit` bytes of a regular file. Sets *whole when the result
-// is the complete file. Every failure is a DecodeError naming the path.
-std::string read_image_bytes(const std::filesystem::path& path, size_t limit, bool* whole) {
+// is the complete file. Files over `max_file_bytes` are refused unread. Every
+// failure is a DecodeError naming the path.
+std::string read_image_bytes(const std::filesystem::path& path, size_t limit, bool* whole,
+                             uint64_t max_file_bytes = UINT64_MAX) {
   FileHandle file;
-  file.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO named like an image would otherwise wait
+  // forever for a writer; regular files ignore the flag.
+  file.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (file.fd < 0) {
     const int err = errno;
     if (err == EISDIR) throw DecodeError::for_file(path, "is a directory, not a file");
@@ -79,6 +83,13 @@ std::string read_image_bytes(const std::filesystem::path& path, size_t limit, bo
   // FIFOs and devices could block forever or never end.
   if (!S_ISREG(st.st_mode)) throw DecodeError::for_file(path, "not a regular file");
   if (st.st_size == 0) throw DecodeError::for_file(path, "empty file");
+  if (static_cast<uint64_t>(st.st_size) > max_file_bytes) {
+    throw DecodeError::for_file(path,
+                                "file too large (" + std::to_string(st.st_size) + " bytes, the limit is " +
+                                    std::to_string(max_file_bytes) + ")",
+                                "no photo is that large: the file is probably not an image; if it is, raise the "
+                                "file size limit");
+  }
 
   const size_t file_size = static_cast<size_t>(st.st_size);
   const size_t want = file_size < limit ? file_size : limit;
@@ -248,7 +259,7 @@ Image decode_image(const uint8_t* data, size_t size, const DecodeOptions& option
 Image decode_image_file(const std::filesystem::path& path, const DecodeOptions& options) {
   try {
     bool whole = false;
-    const std::string bytes = read_image_bytes(path, SIZE_MAX, &whole);
+    const std::string bytes = read_image_bytes(path, SIZE_MAX, &whole, options.max_file_bytes);
     return decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), options);
   } catch (const DecodeError& e) {
     if (e.what() != e.reason()) throw;  // already names the path

@@ -71,6 +71,10 @@ struct DecodeOptions {
   // Images declaring more pixels than this (at full size) are refused before
   // anything is allocated: a 100-byte file may claim 60000x60000 pixels.
   uint64_t max_pixels = 178956970;
+  // decode_image_file refuses larger files without reading them (a
+  // multi-gigabyte file named .jpg would otherwise be read into memory).
+  // Real photos are far smaller than the 1 GiB default.
+  uint64_t max_file_bytes = uint64_t{1} << 30;
 };
 
 Image decode_image(const uint8_t* data, size_t size, const DecodeOptions& options = {});
