@@ -23,10 +23,6 @@ PACKAGES=(
 )
 # The HTML report is checked in headless Chromium when asked for (TABBY_WITH_BROWSER=1).
 if [[ "${TABBY_WITH_BROWSER:-0}" == "1" ]]; then PACKAGES+=(chromium); fi
-# Optional: the libFuzzer targets (scripts/fuzz.sh) need clang with its libFuzzer
-# and sanitizer runtimes (TABBY_WITH_FUZZ=1). Debian 12 names; other releases
-# have clang-N + libclang-rt-N-dev of their own version.
-if [[ "${TABBY_WITH_FUZZ:-0}" == "1" ]]; then PACKAGES+=(clang-14 libclang-rt-14-dev); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
