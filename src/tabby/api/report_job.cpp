@@ -24,6 +24,7 @@
 #include "tabby/util/error.h"
 #include "tabby/util/fs.h"
 #include "tabby/util/log.h"
+#include "tabby/util/quiet_scope.h"
 #include "tabby/util/progress.h"
 #include "tabby/util/rng.h"
 
@@ -623,7 +624,10 @@ std::optional<ReportResult> report_after_training(const TrainOutcome& outcome) {
       // The decoded rows are the dataset's files in order, minus skipped ones:
       // with none skipped they can be named without decoding anything again.
       if (skipped == 0) {
-        ResolvedData data = resolve_data(data_args_from_run(c));
+        ResolvedData data = [&] {
+          log::QuietScope already_announced;
+          return resolve_data(data_args_from_run(c));
+        }();
         const Dataset* d = outcome.test ? (data.test ? &*data.test : nullptr)
                                         : (data.validation ? &*data.validation : nullptr);
         bool matches = d && static_cast<int64_t>(d->size()) == r->count;

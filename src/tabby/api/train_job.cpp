@@ -1,5 +1,6 @@
 #include "tabby/api/train_job.h"
 
+#include <c10/util/Exception.h>
 #include <fmt/format.h>
 
 #include "tabby/config/model_spec.h"
@@ -142,12 +143,7 @@ TrainOutcome train_prepared(const Prepared& p, const std::filesystem::path& dir,
   ctx.run_dir = dir;
   ctx.resume = resume;
   ctx.stop_after_epochs = stop_after;
-  try {
-    outcome.fit = fit(*net, train_cache, val_cache ? &*val_cache : nullptr, c.train, ctx);
-  } catch (const Error& e) {
-    update_run_json(dir, {{"status", "failed"}, {"error", e.what()}});
-    throw;
-  }
+  outcome.fit = fit(*net, train_cache, val_cache ? &*val_cache : nullptr, c.train, ctx);
   save_weights(dir / run_files::kWeights, *net, {{"kept", outcome.fit.kept}});
 
   nlohmann::json results = {{"epochs_completed", outcome.fit.history.size()},
@@ -176,6 +172,32 @@ TrainOutcome train_prepared(const Prepared& p, const std::filesystem::path& dir,
   outcome.summary = results;
   update_run_json(dir, {{"status", "finished"}, {"results", results}});
   return outcome;
+}
+
+// Any failure is written into run.json, so `tabby run` tables and later readers see
+// why the run stopped; the checkpoint, if an epoch finished, stays for --resume.
+TrainOutcome train_recording_failure(const Prepared& p, const std::filesystem::path& dir, bool resume,
+                                     int stop_after) {
+  auto record = [&](const std::string& what) {
+    try {
+      update_run_json(dir, {{"status", "failed"}, {"error", what}});
+    } catch (const std::exception&) {
+      // The folder itself may be what failed (full disk, removed); the error still reaches the user.
+    }
+  };
+  try {
+    return train_prepared(p, dir, resume, stop_after);
+  } catch (const c10::Error& e) {
+    const std::string msg = e.what_without_backtrace();
+    record("LibTorch: " + msg.substr(0, msg.find('\n')));
+    throw;
+  } catch (const std::bad_alloc&) {
+    record("out of memory");
+    throw;
+  } catch (const std::exception& e) {
+    record(e.what());
+    throw;
+  }
 }
 
 }  // namespace
@@ -216,15 +238,18 @@ TrainOutcome run_train_job(const TrainJob& job) {
   c.data = data_args_to_json(data_args);
   c.data["resolved"] = p.data.description;
 
-  // Validate the model against the data before any decoding.
-  { nn::Network probe(c.model, static_cast<int64_t>(c.class_names.size()), c.height, c.width); }
+  // Validate the model and its pretrained weights against the data before any decoding.
+  {
+    nn::Network probe(c.model, static_cast<int64_t>(c.class_names.size()), c.height, c.width);
+    probe->load_pretrained_weights();
+  }
 
   log::infof("training {} on {} images ({}) from {}", c.model.name, p.data.train.size(),
              class_counts_text(c.class_names, p.data.train.class_counts()), p.data.train.source);
   if (p.data.validation) log::infof("validating on {} images", p.data.validation->size());
   create_run(job.out, c, job.overwrite);
   log::infof("run folder: {}", job.out.string());
-  return train_prepared(p, job.out, /*resume=*/false, job.stop_after_epochs);
+  return train_recording_failure(p, job.out, /*resume=*/false, job.stop_after_epochs);
 }
 
 TrainOutcome resume_train_job(const std::filesystem::path& run_dir, const std::string& device, int threads) {
@@ -244,7 +269,7 @@ TrainOutcome resume_train_job(const std::filesystem::path& run_dir, const std::s
     throw Error("the training data's classes changed since the run started", "resume needs the same data");
   }
   log::infof("resuming run {} ({})", run_dir.string(), p.config.model.name);
-  return train_prepared(p, run_dir, /*resume=*/true, 0);
+  return train_recording_failure(p, run_dir, /*resume=*/true, 0);
 }
 
 }  // namespace tabby

@@ -3,8 +3,11 @@
 // 2 wrong usage (unknown flags, bad values).
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "tabby/cli/commands.h"
 #include "tabby/util/error.h"
@@ -15,6 +18,46 @@ namespace {
 void print_error(const std::string& what, const std::string& hint) {
   std::fprintf(stderr, "error: %s\n", what.c_str());
   if (!hint.empty()) std::fprintf(stderr, "  hint: %s\n", hint.c_str());
+}
+
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      std::size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// CLI11 reports a mistyped command as "A subcommand is required", which hides the typo;
+// name the word the user typed, the closest command and the list instead.
+bool report_unknown_command(int argc, char** argv, const std::vector<tabby::cli::Command>& commands) {
+  std::string word;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (!arg.empty() && arg[0] == '-') continue;
+    word = arg;
+    break;
+  }
+  if (word.empty()) return false;
+  std::string names, closest;
+  std::size_t best = word.size();
+  for (const auto& c : commands) {
+    const std::string& name = c.app->get_name();
+    if (name == word) return false;
+    names += (names.empty() ? "" : ", ") + name;
+    std::size_t d = edit_distance(word, name);
+    if (d < best) best = d, closest = name;
+  }
+  std::string hint = best <= 2 ? "did you mean `tabby " + closest + "`? " : "";
+  print_error("unknown command '" + word + "'", hint + "commands: " + names + " (see `tabby --help`)");
+  return true;
 }
 
 }  // namespace
@@ -35,6 +78,7 @@ int main(int argc, char** argv) {
   // Global flags (--quiet) may also follow the command name.
   for (auto& c : commands) c.app->fallthrough();
 
+  if (report_unknown_command(argc, argv, commands)) return 2;
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

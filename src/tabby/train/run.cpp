@@ -6,6 +6,7 @@
 #include "tabby/nn/state_dict.h"
 #include "tabby/util/error.h"
 #include "tabby/util/fs.h"
+#include "tabby/util/log.h"
 #include "tabby/weights/safetensors.h"
 
 namespace tabby {
@@ -29,7 +30,17 @@ bool is_run_dir(const fs::path& dir) {
 void create_run(const fs::path& dir, const RunConfig& c, bool overwrite) {
   std::error_code ec;
   if (is_run_dir(dir)) {
-    if (!overwrite) {
+    // A run that failed before finishing an epoch holds nothing to lose: running the
+    // same command again after fixing the cause just works.
+    bool failed_empty = false;
+    if (!overwrite && !fs::exists(dir / run_files::kCheckpoint, ec)) {
+      try {
+        failed_empty = read_run_json(dir).value("status", std::string()) == "failed";
+      } catch (const std::exception&) {
+      }
+      if (failed_empty) log::infof("replacing the run in '{}': it failed before finishing an epoch", dir.string());
+    }
+    if (!overwrite && !failed_empty) {
       throw UsageError("'" + dir.string() + "' already holds a run",
                        "use --resume to continue it, --overwrite to replace it, or another --out folder");
     }

@@ -63,10 +63,12 @@ void write_file_atomic(const fs::path& path, std::string_view data) {
     p += n;
     left -= static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    int err = errno;
+  // Delayed allocation can report a full disk only here.
+  const int sync_err = ::fsync(fd) != 0 ? errno : 0;
+  const int close_err = ::close(fd) != 0 ? errno : 0;
+  if (sync_err != 0 || close_err != 0) {
     ::unlink(tmp.c_str());
-    fail_write(path, err);
+    fail_write(path, sync_err != 0 ? sync_err : close_err);
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     int err = errno;
