@@ -251,6 +251,15 @@ TEST_F(CliErrors, DataIsAFile) {
   expect_one_clear_error(run_bounded(train({{"--data", file.string()}})), {file.string()});
 }
 
+// TFDS-style slices name splits of a folder; a CSV has none.
+TEST_F(CliErrors, SplitSliceOfACsv) {
+  const fs::path csv = *root_ / "labels.csv";
+  testing::write_bytes(csv, "path,label\ndata/cats/c0.png,cats\ndata/dogs/d0.jpg,dogs\n");
+  const CommandResult r = run_bounded(train({{"--data", csv.string()}, {"--split", "train[:50%]"}}));
+  expect_one_clear_error(r, {csv.string(), "csv"}, 2);
+  EXPECT_NE(r.err.find("--validation-split"), std::string::npos) << r.err;
+}
+
 // ---- flags ----------------------------------------------------------------------------
 
 TEST_F(CliErrors, UnknownFlag) {

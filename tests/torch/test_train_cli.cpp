@@ -329,6 +329,68 @@ units = 2
 
 // A couple of epochs of the tutorial's CNN on a real subset beat the majority
 // baseline of the validation slice.
+// The two-phase schedule in one command: the head trains on the frozen backbone,
+// then the last 2 blocks (features.17 and .18 of MobileNetV2) fine-tune at their
+// own learning rate with batch norm in inference mode. Compared with the same
+// run stopped after the first phase: earlier blocks are bit-identical, the last
+// ones moved, and no batch-norm statistic moved anywhere.
+TEST(TrainCli, TwoPhaseFineTuneTrainsOnlyTheLastBlocksAndKeepsBatchNormStatistics) {
+  TABBY_REQUIRE_SHARED(shared);
+  const fs::path weights = shared / "weights" / "mobilenet_v2_imagenet.safetensors";
+  if (!fs::is_regular_file(weights)) GTEST_SKIP() << "no " << weights;
+  const fs::path dir = scratch_dir("train_cli_fine_tune");
+  const TinyData d = make_tiny_data(dir, 8);
+  auto args = [&](const fs::path& out) {
+    return std::vector<std::string>{"train", "--data", d.train.string(), "--val", d.val.string(), "--model",
+                                    "mobilenet_v2", "--weights", weights.string(), "--freeze-backbone",
+                                    "--image-size", "32", "--batch-size", "8", "--epochs", "1", "--threads", "1",
+                                    "--out", out.string(), "--no-report", "--json"};
+  };
+  CommandResult r = run_tabby(args(dir / "head"));
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  std::vector<std::string> two_phase = args(dir / "both");
+  two_phase.insert(two_phase.end(), {"--fine-tune-last", "2", "--fine-tune-epochs", "2", "--fine-tune-lr", "0.003"});
+  r = run_tabby(two_phase);
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_NE(r.err.find("unfroze the last 2 blocks"), std::string::npos) << r.err;
+
+  const std::string history = read_file(dir / "both" / "history.csv");
+  std::vector<std::string> rows;
+  std::istringstream in(history);
+  for (std::string line; std::getline(in, line);) rows.push_back(line);
+  ASSERT_EQ(rows.size(), 4u) << history;  // header + 1 head epoch + 2 fine-tune epochs
+  EXPECT_NE(rows[1].find(",0.001,"), std::string::npos) << rows[1];
+  EXPECT_NE(rows[1].find(",train"), std::string::npos) << rows[1];
+  EXPECT_NE(rows[2].find(",0.003,"), std::string::npos) << rows[2];
+  EXPECT_NE(rows[3].find(",fine-tune"), std::string::npos) << rows[3];
+
+  const nlohmann::json params = read_json(dir / "both" / "run.json")["results"]["params"];
+  EXPECT_GT(params.value("trainable_fine_tune", int64_t{0}), params.value("trainable", int64_t{0})) << params.dump();
+
+  const RawTensorMap head_only = tensors_of(dir / "head" / "weights.safetensors");
+  const RawTensorMap both = tensors_of(dir / "both" / "weights.safetensors");
+  ASSERT_EQ(head_only.size(), both.size());
+  auto in_block = [](const std::string& name, int block) {
+    return name.find("features." + std::to_string(block) + ".") != std::string::npos;
+  };
+  int checked_frozen = 0, moved_last = 0, statistics = 0;
+  for (const auto& [name, t] : head_only) {
+    const bool same = t.data == both.at(name).data;
+    if (name.find("running_") != std::string::npos) {
+      EXPECT_TRUE(same) << "batch-norm statistic " << name << " moved";
+      ++statistics;
+    } else if (in_block(name, 0) || in_block(name, 16)) {
+      EXPECT_TRUE(same) << name << " is outside the last 2 blocks but changed";
+      ++checked_frozen;
+    } else if ((in_block(name, 17) || in_block(name, 18)) && name.find("weight") != std::string::npos && !same) {
+      ++moved_last;
+    }
+  }
+  EXPECT_GT(statistics, 0);
+  EXPECT_GT(checked_frozen, 0);
+  EXPECT_GT(moved_last, 0) << "no weight of the last 2 blocks was trained";
+}
+
 TEST(TrainCli, TutorialCnnOnARealSubsetBeatsTheBaseline) {
   TABBY_REQUIRE_SHARED(shared);
   const fs::path data = shared / "datasets" / "cats_and_dogs_filtered";

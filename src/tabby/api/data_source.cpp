@@ -28,6 +28,10 @@ Dataset load_dataset(const std::string& path, const std::string& split,
     throw UsageError("data path '" + path + "' does not exist", "check the path given to --data / --val / --test");
   }
   if (!split.empty()) {
+    if (is_csv(path)) {
+      throw UsageError("split slices like '" + split + "' apply to a folder of splits; '" + path + "' is a CSV file",
+                       "with a CSV, hold out data with --validation-split and --test-fraction (stratified)");
+    }
     Dataset d = resolve_split(path, split);
     if (!class_names) return d;
     // Re-label to the given class order.

@@ -222,6 +222,7 @@ ComparisonRow comparison_row(const fs::path& run_dir, const std::string& name, c
   const json params = results.value("params", json::object());
   row.params = params.value("total", int64_t{0});
   row.trainable_params = params.value("trainable", int64_t{0});
+  row.fine_tune_trainable_params = params.value("trainable_fine_tune", int64_t{0});
   // A resumed run's results time only its last process; the epochs add up all.
   row.train_seconds = std::max(results.value("train_seconds", 0.0), epoch_seconds);
   if (results.contains("validation")) {
@@ -255,7 +256,11 @@ std::vector<std::vector<std::string>> comparison_cells(const std::vector<Compari
     // A model file shows by its name; the full path is in the JSON and CSV.
     const std::string from = r.model.find('/') == std::string::npos ? r.model : fs::path(r.model).filename().string();
     cells.push_back({r.name, from, r.params > 0 ? thousands(r.params) : "-",
-                     r.params > 0 ? thousands(r.trainable_params) : "-", std::to_string(r.epochs),
+                     r.params <= 0                      ? "-"
+                     : r.fine_tune_trainable_params > 0 ? thousands(r.trainable_params) + ", fine-tuned " +
+                                                              thousands(r.fine_tune_trainable_params)
+                                                        : thousands(r.trainable_params),
+                     std::to_string(r.epochs),
                      r.best_val_accuracy < 0 ? "-" : fmt::format("{:.4f} (epoch {})", r.best_val_accuracy, r.best_val_epoch),
                      metric_cell(r.test_accuracy), metric_cell(r.test_loss),
                      r.train_seconds > 0 ? format_duration(r.train_seconds) : "-", r.status});
@@ -312,6 +317,7 @@ json comparison_json(const std::vector<ComparisonRow>& rows) {
               {"run", r.run_dir.string()},
               {"parameters", r.params},
               {"trainable_parameters", r.trainable_params},
+              {"fine_tune_trainable_parameters", r.fine_tune_trainable_params},
               {"epochs", r.epochs},
               {"best_val_accuracy", metric_json(r.best_val_accuracy)},
               {"best_val_epoch", r.best_val_accuracy < 0 ? json(nullptr) : json(r.best_val_epoch)},

@@ -55,6 +55,7 @@ struct ComparisonRow {
   std::string error;   // why it failed
   std::filesystem::path run_dir;
   int64_t params = 0, trainable_params = 0;
+  int64_t fine_tune_trainable_params = 0;  // 0: no fine-tuning phase
   int epochs = 0;                  // completed
   double best_val_accuracy = -1;   // < 0: none
   int best_val_epoch = 0;

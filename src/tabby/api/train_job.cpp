@@ -155,6 +155,9 @@ TrainOutcome train_prepared(const Prepared& p, const std::filesystem::path& dir,
                             {"feature_cache", outcome.fit.feature_cache_used},
                             {"train_seconds", outcome.fit.seconds},
                             {"params", {{"total", summary.total}, {"trainable", summary.trainable}}}};
+  // A fine-tuning phase unfreezes part of the backbone: record what it trained too.
+  const auto trained_last = nn::summarize(*net);
+  if (trained_last.trainable != summary.trainable) results["params"]["trainable_fine_tune"] = trained_last.trainable;
   auto evaluate_cache = [&](const ImageCache& cache) {
     BatchLoader loader(cache.images, cache.labels, LoaderOptions{c.train.batch_size, false, 0, p.device, 2, false});
     return evaluate_network(*net, loader, 0, /*keep_outputs=*/true);
