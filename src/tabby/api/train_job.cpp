@@ -9,6 +9,7 @@
 #include "tabby/pipeline/batch_loader.h"
 #include "tabby/pipeline/image_cache.h"
 #include "tabby/train/device.h"
+#include "tabby/train/precision.h"
 #include "tabby/train/run.h"
 #include "tabby/util/error.h"
 #include "tabby/util/log.h"
@@ -232,6 +233,7 @@ TrainOutcome run_train_job(const TrainJob& job) {
   c.device = job.device;
   configure_threads(job.threads > 0 ? job.threads : c.train.threads);
   p.device = resolve_device(job.device);
+  resolve_precision(c.train.precision, p.device);  // e.g. fp16 without CUDA: refused before any work
 
   DataArgs data_args = job.data;
   data_args.seed = c.train.seed;

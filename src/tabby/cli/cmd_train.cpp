@@ -32,7 +32,7 @@ struct TrainFlags {
   bool no_restore = false;
   double reduce_factor = 0, min_lr = -1;
   int reduce_patience = -1;
-  std::string keep, feature_cache, channels_last;
+  std::string keep, feature_cache, channels_last, precision;
 };
 
 }  // namespace
@@ -89,6 +89,10 @@ Command add_train(CLI::App& root) {
   app->add_option("--channels-last", f->channels_last,
                   "auto|on|off: channels-last memory layout for images and conv weights (auto: on)")
       ->group(g);
+  app->add_option("--precision", f->precision,
+                  "auto|fp32|bf16|fp16: compute type of the forward pass (auto: bf16 on CUDA, fp32 on CPU; fp16 "
+                  "uses dynamic loss scaling, CUDA only)")
+      ->group(g);
 
   g = "Callbacks";
   app->add_flag("--early-stopping", f->early_stopping, "Stop when --monitor stops improving (restores the best weights)")
@@ -143,6 +147,7 @@ Command add_train(CLI::App& root) {
       if (app->count("--keep")) t["keep"] = f->keep;
       if (app->count("--feature-cache")) t["feature_cache"] = f->feature_cache;
       if (app->count("--channels-last")) t["channels_last"] = f->channels_last;
+      if (app->count("--precision")) t["precision"] = f->precision;
       if (f->early_stopping || app->count("--patience") || app->count("--monitor")) {
         nlohmann::json es = {{"enabled", true}};
         if (app->count("--monitor")) es["monitor"] = f->monitor;

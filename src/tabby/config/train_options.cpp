@@ -121,13 +121,14 @@ void apply_train_table(TrainOptions& o, const nlohmann::json& t, const std::stri
     else if (k == "feature_cache") o.feature_cache = read<std::string>(t, k, source);
     else if (k == "threads") o.threads = read<int>(t, k, source);
     else if (k == "channels_last") o.channels_last = read<std::string>(t, k, source);
+    else if (k == "precision") o.precision = read<std::string>(t, k, source);
     // Data settings may sit in [train] too; the caller reads them.
     else if (k == "image_size" || k == "crop_to_aspect") continue;
     else {
       throw Error(source + ": [train] has an unknown key '" + k + "'",
                   "known: epochs, batch_size, optimizer, lr, momentum, weight_decay, seed, fine_tune_last, "
                   "fine_tune_epochs, fine_tune_lr, early_stopping, reduce_lr, keep, best_monitor, feature_cache, "
-                  "threads, channels_last, image_size, crop_to_aspect");
+                  "threads, channels_last, precision, image_size, crop_to_aspect");
     }
   }
 }
@@ -156,6 +157,9 @@ void validate(const TrainOptions& o) {
   }
   if (o.channels_last != "auto" && o.channels_last != "on" && o.channels_last != "off") {
     throw UsageError("--channels-last must be auto, on or off");
+  }
+  if (o.precision != "auto" && o.precision != "fp32" && o.precision != "bf16" && o.precision != "fp16") {
+    throw UsageError("--precision " + o.precision + ": unknown precision", "use auto, fp32, bf16 or fp16");
   }
 }
 
@@ -191,6 +195,7 @@ nlohmann::json to_json(const TrainOptions& o) {
       {"feature_cache", o.feature_cache},
       {"threads", o.threads},
       {"channels_last", o.channels_last},
+      {"precision", o.precision},
   };
 }
 

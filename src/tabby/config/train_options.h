@@ -49,6 +49,7 @@ struct TrainOptions {
   std::string best_monitor = "val_accuracy";
   std::string feature_cache = "auto";  // auto, on, off
   std::string channels_last = "auto";  // auto (on), on, off: memory layout of images and conv weights
+  std::string precision = "auto";      // auto (bf16 on CUDA, fp32 on CPU), fp32, bf16, fp16 (CUDA, loss scaling)
   int threads = 0;                     // 0: all cores
 
   double effective_weight_decay() const;

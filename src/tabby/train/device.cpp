@@ -1,12 +1,25 @@
 #include "tabby/train/device.h"
 
+#include <ATen/Context.h>
+
 #include "tabby/util/error.h"
 
 namespace tabby {
 
+namespace {
+
+// Fixed input sizes batch after batch: cuDNN's autotuner picks the fastest
+// convolution algorithms once and reuses them.
+torch::Device cuda_device(int index) {
+  at::globalContext().setBenchmarkCuDNN(true);
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+}
+
+}  // namespace
+
 torch::Device resolve_device(const std::string& spec) {
   if (spec.empty() || spec == "auto") {
-    return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+    return torch::cuda::is_available() ? cuda_device(0) : torch::Device(torch::kCPU);
   }
   if (spec == "cpu") return torch::Device(torch::kCPU);
   if (spec.rfind("cuda", 0) == 0) {
@@ -27,7 +40,7 @@ torch::Device resolve_device(const std::string& spec) {
     if (index < 0 || index >= count) {
       throw UsageError("--device " + spec + ": there are " + std::to_string(count) + " GPU(s)");
     }
-    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+    return cuda_device(index);
   }
   throw UsageError("--device " + spec + ": unknown device", "use auto, cpu, cuda or cuda:N");
 }

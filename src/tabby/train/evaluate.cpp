@@ -4,7 +4,8 @@
 
 namespace tabby {
 
-EvalResult evaluate_network(nn::NetworkImpl& net, BatchLoader& loader, size_t first_layer, bool keep_outputs) {
+EvalResult evaluate_network(nn::NetworkImpl& net, BatchLoader& loader, size_t first_layer, bool keep_outputs,
+                            Precision precision) {
   torch::NoGradGuard no_grad;
   net.eval();
   EvalResult r;
@@ -12,10 +13,16 @@ EvalResult evaluate_network(nn::NetworkImpl& net, BatchLoader& loader, size_t fi
   torch::Tensor loss_sum, correct_sum;
   loader.start_epoch(0);
   while (auto batch = loader.next()) {
-    auto logits = net.forward_range(batch->inputs, first_layer, net.size());
+    torch::Tensor logits;
+    {
+      AutocastScope autocast(precision, batch->inputs.device());
+      logits = net.forward_range(batch->inputs, first_layer, net.size());
+    }
+    logits = logits.to(torch::kFloat32);
     auto per_sample = net.per_sample_loss(logits, batch->labels);
     auto correct = net.predicted_classes(logits).eq(batch->labels).sum();
-    loss_sum = loss_sum.defined() ? loss_sum + per_sample.sum() : per_sample.sum();
+    const auto batch_loss = per_sample.sum().to(torch::kFloat64);
+    loss_sum = loss_sum.defined() ? loss_sum + batch_loss : batch_loss;
     correct_sum = correct_sum.defined() ? correct_sum + correct : correct;
     r.count += batch->labels.size(0);
     if (keep_outputs) {

@@ -6,6 +6,7 @@
 
 #include "tabby/nn/network.h"
 #include "tabby/pipeline/batch_loader.h"
+#include "tabby/train/precision.h"
 
 namespace tabby {
 
@@ -23,7 +24,7 @@ struct EvalResult {
 // Evaluates layers [first_layer, end) of `net` on every batch of `loader`
 // (epoch 0 order). The network is put in eval mode and left so.
 EvalResult evaluate_network(nn::NetworkImpl& net, BatchLoader& loader, size_t first_layer = 0,
-                            bool keep_outputs = false);
+                            bool keep_outputs = false, Precision precision = Precision::fp32);
 
 // Outputs of layers [0, prefix) for every row of `images` (uint8 (N,H,W,3)),
 // computed in inference mode on `device`: the feature cache. Returned on `device`.

@@ -11,6 +11,7 @@
 #include "tabby/train/checkpoint.h"
 #include "tabby/train/evaluate.h"
 #include "tabby/train/optimizer.h"
+#include "tabby/train/precision.h"
 #include "tabby/train/run.h"
 #include "tabby/util/error.h"
 #include "tabby/util/fs.h"
@@ -70,6 +71,12 @@ FitResult fit(nn::NetworkImpl& net, const ImageCache& train, const ImageCache* v
     phases.push_back({"fine-tune", options.epochs + 1, options.total_epochs(), options.fine_tune_lr});
   }
   const int total_epochs = options.total_epochs();
+  const Precision precision = resolve_precision(options.precision, ctx.device);
+  if (precision != Precision::fp32) {
+    log::infof("mixed precision: forward pass in {}{}", precision_name(precision),
+               precision == Precision::fp16 ? " with dynamic loss scaling" : "");
+  }
+  LossScaler scaler(precision == Precision::fp16);
 
   BestTracker best(usable_monitor(options.best_monitor, have_val));
   EarlyStoppingOptions es_options = options.early_stopping;
@@ -85,6 +92,7 @@ FitResult fit(nn::NetworkImpl& net, const ImageCache& train, const ImageCache* v
     epochs_done = resumed->epochs_done;
     result.history = resumed->history;
     best.restore(resumed->state.value("best", nlohmann::json::object()));
+    scaler.restore(resumed->state.value("loss_scaler", nlohmann::json::object()));
     log::infof("resuming after epoch {}/{} from {}", epochs_done, total_epochs,
                (ctx.run_dir / run_files::kCheckpoint).string());
   }
@@ -122,7 +130,8 @@ FitResult fit(nn::NetworkImpl& net, const ImageCache& train, const ImageCache* v
       restore_pending = false;
     }
 
-    auto optimizer = make_optimizer(options, phase.lr, trainable_parameters(net));
+    const std::vector<torch::Tensor> params = trainable_parameters(net);
+    auto optimizer = make_optimizer(options, phase.lr, params);
     double lr = phase.lr;
     EarlyStopping early(es_options);
     ReduceLrOnPlateau plateau(rl_options);
@@ -176,19 +185,28 @@ FitResult fit(nn::NetworkImpl& net, const ImageCache& train, const ImageCache* v
       while (auto batch = train_loader.next()) {
         torch::manual_seed(derive_seed(options.seed, {kStepSeedPurpose, static_cast<uint64_t>(epoch),
                                                       static_cast<uint64_t>(step)}));
-        auto logits = net.forward_range(batch->inputs, prefix, net.size());
+        torch::Tensor logits;
+        {
+          AutocastScope autocast(precision, batch->inputs.device());
+          logits = net.forward_range(batch->inputs, prefix, net.size());
+        }
+        // The loss in fp32 whatever the forward pass ran in (CPU autocast keeps softmax in bf16).
+        logits = logits.to(torch::kFloat32);
         auto loss = net.loss(logits, batch->labels);
         const double loss_value = loss.item<double>();
         if (!std::isfinite(loss_value)) {
           throw Error(fmt::format("the loss became {} at epoch {}, step {}: training diverged", loss_value, epoch,
                                   step + 1),
-                      fmt::format("lower the learning rate (--lr {}), or check the input scaling of the model; "
+                      fmt::format("lower the learning rate (--lr {}){}, or check the input scaling of the model; "
                                   "the last good checkpoint (epoch {}) is kept",
-                                  lr / 10, epoch - 1));
+                                  lr / 10, precision == Precision::fp32 ? "" : " or train in --precision fp32",
+                                  epoch - 1));
         }
         optimizer->zero_grad();
-        loss.backward();
-        optimizer->step();
+        scaler.scale_loss(loss).backward();
+        const bool finite_gradients = scaler.unscale_and_check(params);
+        if (finite_gradients) optimizer->step();
+        scaler.update(finite_gradients);
         const int64_t b = batch->labels.size(0);
         loss_sum += loss_value * static_cast<double>(b);
         correct_sum += net.predicted_classes(logits.detach()).eq(batch->labels).sum().item<double>();
@@ -203,7 +221,7 @@ FitResult fit(nn::NetworkImpl& net, const ImageCache& train, const ImageCache* v
       rec.accuracy = correct_sum / std::max<int64_t>(seen, 1);
       rec.lr = lr;
       if (have_val) {
-        EvalResult v = evaluate_network(net, *val_loader, prefix);
+        EvalResult v = evaluate_network(net, *val_loader, prefix, /*keep_outputs=*/false, precision);
         rec.val_loss = v.loss;
         rec.val_accuracy = v.accuracy;
       }
@@ -231,7 +249,8 @@ FitResult fit(nn::NetworkImpl& net, const ImageCache& train, const ImageCache* v
         nlohmann::json state = {{"lr", lr},
                                 {"best", best.state()},
                                 {"early_stopping", early.state()},
-                                {"reduce_lr", plateau.state()}};
+                                {"reduce_lr", plateau.state()},
+                                {"loss_scaler", scaler.state()}};
         write_checkpoint(ctx.run_dir / run_files::kCheckpoint, net, *optimizer,
                          CheckpointInfo{epoch, phase.name, result.history, state});
         update_run_json(ctx.run_dir, {{"status", "running"}, {"epochs_completed", epoch}});
@@ -257,6 +276,10 @@ FitResult fit(nn::NetworkImpl& net, const ImageCache& train, const ImageCache* v
     net.load_named_state(best_weights, /*strict=*/true);
     result.kept = "best";
     log::infof("keeping the weights of epoch {} ({} = {:.4f})", best.best_epoch(), best.monitor(), best.best());
+  }
+  if (scaler.skipped_steps() > 0) {
+    log::infof("fp16 loss scaling skipped {} steps with inf/NaN gradients (final scale {})", scaler.skipped_steps(),
+               scaler.scale());
   }
   result.seconds = seconds_since(fit_start);
   net.eval();
