@@ -1,7 +1,10 @@
 #include "tabby/train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <optional>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -48,6 +51,58 @@ std::vector<torch::Tensor> trainable_parameters(nn::NetworkImpl& net) {
   }
   return params;
 }
+
+// Running loss and accuracy of an epoch. Each step's values stay on the device
+// and are read back every `read_every` steps: on a GPU every read stalls the
+// queue of work, on the CPU it costs nothing (read_every 1, and the check for a
+// non-finite loss happens before that step's update).
+class EpochMetrics {
+ public:
+  explicit EpochMetrics(int64_t read_every) : read_every_(std::max<int64_t>(1, read_every)) {}
+
+  void add(const torch::Tensor& loss, const torch::Tensor& correct, int64_t batch_size) {
+    pending_loss_.push_back(loss.detach().to(torch::kFloat64));
+    pending_correct_.push_back(correct.detach().to(torch::kFloat64));
+    pending_sizes_.push_back(batch_size);
+  }
+  bool due() const { return static_cast<int64_t>(pending_sizes_.size()) >= read_every_; }
+
+  struct NonFinite {
+    int64_t step;  // 1-based within the epoch
+    double value;
+  };
+  // Folds the pending steps into the sums; the first non-finite loss, if any.
+  std::optional<NonFinite> read() {
+    if (pending_sizes_.empty()) return std::nullopt;
+    const auto losses = torch::stack(pending_loss_).cpu();
+    const auto corrects = torch::stack(pending_correct_).cpu();
+    std::optional<NonFinite> bad;
+    for (size_t i = 0; i < pending_sizes_.size(); ++i) {
+      ++steps_;
+      const double loss = losses[static_cast<int64_t>(i)].item<double>();
+      if (!std::isfinite(loss)) {
+        if (!bad) bad = NonFinite{steps_, loss};
+        continue;
+      }
+      loss_sum_ += loss * static_cast<double>(pending_sizes_[i]);
+      correct_sum_ += corrects[static_cast<int64_t>(i)].item<double>();
+      seen_ += pending_sizes_[i];
+    }
+    pending_loss_.clear();
+    pending_correct_.clear();
+    pending_sizes_.clear();
+    return bad;
+  }
+  double loss() const { return loss_sum_ / static_cast<double>(std::max<int64_t>(seen_, 1)); }
+  double accuracy() const { return correct_sum_ / static_cast<double>(std::max<int64_t>(seen_, 1)); }
+
+ private:
+  int64_t read_every_;
+  std::vector<torch::Tensor> pending_loss_, pending_correct_;
+  std::vector<int64_t> pending_sizes_;
+  int64_t steps_ = 0, seen_ = 0;
+  double loss_sum_ = 0, correct_sum_ = 0;
+};
 
 // Without validation data the val_* monitors fall back to training metrics.
 std::string usable_monitor(const std::string& monitor, bool have_validation) {
@@ -180,8 +235,18 @@ FitResult fit(nn::NetworkImpl& net, const ImageCache& train, const ImageCache* v
       net.train();
       train_loader.start_epoch(epoch);
       ProgressLine progress(fmt::format("epoch {}/{}", epoch, total_epochs), train_loader.num_batches());
-      double loss_sum = 0, correct_sum = 0;
-      int64_t seen = 0, step = 0;
+      EpochMetrics metrics(ctx.device.is_cuda() ? 16 : 1);
+      const int64_t steps_in_epoch = train_loader.num_batches();
+      int64_t step = 0;
+      auto stop_if_diverged = [&](const std::optional<EpochMetrics::NonFinite>& bad) {
+        if (!bad) return;
+        throw Error(fmt::format("the loss became {} at epoch {}, step {}: training diverged", bad->value, epoch,
+                                bad->step),
+                    fmt::format("lower the learning rate (--lr {}){}, or check the input scaling of the model; "
+                                "the last good checkpoint (epoch {}) is kept",
+                                lr / 10, precision == Precision::fp32 ? "" : " or train in --precision fp32",
+                                epoch - 1));
+      };
       while (auto batch = train_loader.next()) {
         torch::manual_seed(derive_seed(options.seed, {kStepSeedPurpose, static_cast<uint64_t>(epoch),
                                                       static_cast<uint64_t>(step)}));
@@ -193,32 +258,23 @@ FitResult fit(nn::NetworkImpl& net, const ImageCache& train, const ImageCache* v
         // The loss in fp32 whatever the forward pass ran in (CPU autocast keeps softmax in bf16).
         logits = logits.to(torch::kFloat32);
         auto loss = net.loss(logits, batch->labels);
-        const double loss_value = loss.item<double>();
-        if (!std::isfinite(loss_value)) {
-          throw Error(fmt::format("the loss became {} at epoch {}, step {}: training diverged", loss_value, epoch,
-                                  step + 1),
-                      fmt::format("lower the learning rate (--lr {}){}, or check the input scaling of the model; "
-                                  "the last good checkpoint (epoch {}) is kept",
-                                  lr / 10, precision == Precision::fp32 ? "" : " or train in --precision fp32",
-                                  epoch - 1));
-        }
+        metrics.add(loss, net.predicted_classes(logits.detach()).eq(batch->labels).sum(), batch->labels.size(0));
+        ++step;
+        const bool read_now = metrics.due() || step == steps_in_epoch;
+        if (read_now) stop_if_diverged(metrics.read());
         optimizer->zero_grad();
         scaler.scale_loss(loss).backward();
         const bool finite_gradients = scaler.unscale_and_check(params);
         if (finite_gradients) optimizer->step();
         scaler.update(finite_gradients);
-        const int64_t b = batch->labels.size(0);
-        loss_sum += loss_value * static_cast<double>(b);
-        correct_sum += net.predicted_classes(logits.detach()).eq(batch->labels).sum().item<double>();
-        seen += b;
-        ++step;
-        progress.update(step, metrics_text(loss_sum / seen, correct_sum / seen));
+        if (read_now) progress.update(step, metrics_text(metrics.loss(), metrics.accuracy()));
       }
+      stop_if_diverged(metrics.read());
       EpochRecord rec;
       rec.epoch = epoch;
       rec.phase = phase.name;
-      rec.loss = loss_sum / std::max<int64_t>(seen, 1);
-      rec.accuracy = correct_sum / std::max<int64_t>(seen, 1);
+      rec.loss = metrics.loss();
+      rec.accuracy = metrics.accuracy();
       rec.lr = lr;
       if (have_val) {
         EvalResult v = evaluate_network(net, *val_loader, prefix, /*keep_outputs=*/false, precision);
