@@ -215,8 +215,20 @@ TEST(Network, FrozenBackboneCountsAndTheCacheablePrefix) {
   // Only the head trains: Dense 512 -> 2.
   EXPECT_EQ(frozen->count_trainable(), 512 * 2 + 2);
   EXPECT_EQ(frozen->count_non_trainable(), frozen->backbone()->count_parameters(false));
-  // Preprocessing + frozen backbone are a fixed function of the image.
-  EXPECT_EQ(frozen->cacheable_prefix(), 2u);
+  // Preprocessing + frozen backbone + the global pooling after it are a fixed
+  // function of the image; the Dropout and Dense of the head are not.
+  EXPECT_EQ(frozen->cacheable_prefix(), 3u);
+  EXPECT_LT(frozen->cacheable_prefix(), frozen->size());
+  {
+    torch::NoGradGuard no_grad;
+    frozen->eval();
+    auto x = torch::rand({2, 3, 64, 64}) * 255;
+    const size_t prefix = frozen->cacheable_prefix();
+    auto cached = frozen->forward_range(x, 0, prefix);
+    EXPECT_EQ(cached.dim(), 2) << "the cache holds pooled features";
+    EXPECT_TRUE(torch::allclose(frozen->forward_range(cached, prefix, frozen->size()),
+                                frozen->forward_range(x, 0, frozen->size())));
+  }
 
   // Augmentation before the backbone, a trainable backbone, or the backbone's
   // own top: nothing can be cached.

@@ -161,10 +161,11 @@ TrainOutcome train_prepared(const Prepared& p, const std::filesystem::path& dir,
   if (trained_last.trainable != summary.trainable) results["params"]["trainable_fine_tune"] = trained_last.trainable;
   auto evaluate_cache = [&](const ImageCache& cache) {
     BatchLoader loader(cache.images, cache.labels, LoaderOptions{c.train.batch_size, false, 0, p.device, 2, false});
-    return evaluate_network(*net, loader, 0, /*keep_outputs=*/true);
+    return evaluate_network(*net, loader, 0, /*keep_outputs=*/true, resolve_precision(c.train.precision, p.device));
   };
   if (val_cache) {
-    outcome.validation = evaluate_cache(*val_cache);
+    // fit evaluated the kept weights already (from cached features when it could).
+    outcome.validation = outcome.fit.validation ? *outcome.fit.validation : evaluate_cache(*val_cache);
     results["validation"] = eval_json(*outcome.validation);
   }
   if (test_cache) {

@@ -274,8 +274,16 @@ size_t NetworkImpl::cacheable_prefix() const {
   auto bb = backbone();
   if (bb->count_parameters(/*trainable_only=*/true) > 0 || bb->include_top()) return 0;
   // Frozen units are held in inference mode by the backbone, so its output
-  // is a fixed function of the image.
-  return *backbone_index_ + 1;
+  // is a fixed function of the image. Parameter-free fixed layers right after
+  // it (global pooling, flatten) join the prefix: the cache then holds their
+  // far smaller outputs (1,280 numbers an image for MobileNetV2, not 5x5x1,280).
+  // At least one layer stays outside: the one that trains.
+  size_t end = *backbone_index_ + 1;
+  while (end + 1 < entries_.size() && !entries_[end].backbone && entries_[end].layer &&
+         entries_[end].layer->is_deterministic_when_frozen()) {
+    ++end;
+  }
+  return end;
 }
 
 TensorMap NetworkImpl::named_state() const {

@@ -12,6 +12,7 @@
 #include "tabby/pipeline/batch_loader.h"
 #include "tabby/train/callbacks.h"
 #include "tabby/train/checkpoint.h"
+#include "tabby/train/epoch_metrics.h"
 #include "tabby/train/evaluate.h"
 #include "tabby/train/optimizer.h"
 #include "tabby/train/precision.h"
@@ -28,6 +29,7 @@ namespace tabby {
 namespace {
 
 constexpr uint64_t kStepSeedPurpose = 0x53544550;  // "STEP"
+constexpr int64_t kDeviceImageCacheLimitBytes = int64_t{8} << 30;
 
 struct Phase {
   std::string name;
@@ -51,58 +53,6 @@ std::vector<torch::Tensor> trainable_parameters(nn::NetworkImpl& net) {
   }
   return params;
 }
-
-// Running loss and accuracy of an epoch. Each step's values stay on the device
-// and are read back every `read_every` steps: on a GPU every read stalls the
-// queue of work, on the CPU it costs nothing (read_every 1, and the check for a
-// non-finite loss happens before that step's update).
-class EpochMetrics {
- public:
-  explicit EpochMetrics(int64_t read_every) : read_every_(std::max<int64_t>(1, read_every)) {}
-
-  void add(const torch::Tensor& loss, const torch::Tensor& correct, int64_t batch_size) {
-    pending_loss_.push_back(loss.detach().to(torch::kFloat64));
-    pending_correct_.push_back(correct.detach().to(torch::kFloat64));
-    pending_sizes_.push_back(batch_size);
-  }
-  bool due() const { return static_cast<int64_t>(pending_sizes_.size()) >= read_every_; }
-
-  struct NonFinite {
-    int64_t step;  // 1-based within the epoch
-    double value;
-  };
-  // Folds the pending steps into the sums; the first non-finite loss, if any.
-  std::optional<NonFinite> read() {
-    if (pending_sizes_.empty()) return std::nullopt;
-    const auto losses = torch::stack(pending_loss_).cpu();
-    const auto corrects = torch::stack(pending_correct_).cpu();
-    std::optional<NonFinite> bad;
-    for (size_t i = 0; i < pending_sizes_.size(); ++i) {
-      ++steps_;
-      const double loss = losses[static_cast<int64_t>(i)].item<double>();
-      if (!std::isfinite(loss)) {
-        if (!bad) bad = NonFinite{steps_, loss};
-        continue;
-      }
-      loss_sum_ += loss * static_cast<double>(pending_sizes_[i]);
-      correct_sum_ += corrects[static_cast<int64_t>(i)].item<double>();
-      seen_ += pending_sizes_[i];
-    }
-    pending_loss_.clear();
-    pending_correct_.clear();
-    pending_sizes_.clear();
-    return bad;
-  }
-  double loss() const { return loss_sum_ / static_cast<double>(std::max<int64_t>(seen_, 1)); }
-  double accuracy() const { return correct_sum_ / static_cast<double>(std::max<int64_t>(seen_, 1)); }
-
- private:
-  int64_t read_every_;
-  std::vector<torch::Tensor> pending_loss_, pending_correct_;
-  std::vector<int64_t> pending_sizes_;
-  int64_t steps_ = 0, seen_ = 0;
-  double loss_sum_ = 0, correct_sum_ = 0;
-};
 
 // Without validation data the val_* monitors fall back to training metrics.
 std::string usable_monitor(const std::string& monitor, bool have_validation) {
@@ -166,6 +116,8 @@ FitResult fit(nn::NetworkImpl& net, const ImageCache& train, const ImageCache* v
     }
   }
   int epochs_this_process = 0;
+  torch::Tensor last_val_source;  // the last phase's validation inputs (images or cached features)
+  size_t last_prefix = 0;
 
   for (const Phase& phase : phases) {
     if (phase.last_epoch <= epochs_done) {
@@ -220,7 +172,18 @@ FitResult fit(nn::NetworkImpl& net, const ImageCache& train, const ImageCache* v
       log::infof("feature cache: the frozen backbone's outputs were computed once ({} images, {}); each epoch "
                  "trains only the layers after it",
                  train.size() + (have_val ? validation->size() : 0), format_duration(seconds_since(t0)));
+    } else if (ctx.device.is_cuda()) {
+      // Decoded images that fit comfortably live on the GPU: a batch is then a gather
+      // there, with no host copy per step. Larger sets stream from pinned host memory.
+      const int64_t bytes = train_source.nbytes() + (have_val ? val_source.nbytes() : 0);
+      if (bytes <= kDeviceImageCacheLimitBytes) {
+        train_source = train_source.to(ctx.device);
+        if (have_val) val_source = val_source.to(ctx.device);
+        log::infof("image cache on {}: {:.0f} MiB of uint8 images", ctx.device.str(), bytes / 1048576.0);
+      }
     }
+    last_val_source = val_source;
+    last_prefix = prefix;
     BatchLoader train_loader(train_source, train.labels,
                              LoaderOptions{options.batch_size, true, options.seed, ctx.device, 2, false});
     std::unique_ptr<BatchLoader> val_loader;
@@ -332,6 +295,11 @@ FitResult fit(nn::NetworkImpl& net, const ImageCache& train, const ImageCache* v
     net.load_named_state(best_weights, /*strict=*/true);
     result.kept = "best";
     log::infof("keeping the weights of epoch {} ({} = {:.4f})", best.best_epoch(), best.monitor(), best.best());
+  }
+  if (have_val && last_val_source.defined()) {
+    BatchLoader loader(last_val_source, validation->labels,
+                       LoaderOptions{options.batch_size, false, 0, ctx.device, 2, false});
+    result.validation = evaluate_network(net, loader, last_prefix, /*keep_outputs=*/true, precision);
   }
   if (scaler.skipped_steps() > 0) {
     log::infof("fp16 loss scaling skipped {} steps with inf/NaN gradients (final scale {})", scaler.skipped_steps(),

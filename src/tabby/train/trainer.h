@@ -19,6 +19,7 @@
 #include "tabby/config/train_options.h"
 #include "tabby/nn/network.h"
 #include "tabby/pipeline/image_cache.h"
+#include "tabby/train/evaluate.h"
 #include "tabby/train/history.h"
 
 namespace tabby {
@@ -31,6 +32,10 @@ struct FitResult {
   std::string kept = "last";   // which weights the network holds at the end: "last" or "best"
   bool feature_cache_used = false;
   double seconds = 0;
+  // The validation data evaluated with the weights the network holds at the end
+  // (outputs kept), from the last phase's feature cache when it had one; empty
+  // when no epoch ran in this process or there is no validation data.
+  std::optional<EvalResult> validation;
 };
 
 struct FitContext {
