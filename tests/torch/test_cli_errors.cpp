@@ -114,7 +114,8 @@ type = "Dense"
 class CliErrors : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    root_ = new fs::path(testing::scratch_dir("cli_errors"));
+    // ctest runs every case as its own process, several at once: each gets its own folder.
+    root_ = new fs::path(testing::scratch_dir("cli_errors_" + std::to_string(::getpid())));
     const fs::path& r = *root_;
     for (int i = 0; i < 4; ++i) {
       testing::write_bytes(r / "data" / "cats" / ("c" + std::to_string(i) + ".png"), encode_png(tiny_image(i)));
@@ -156,6 +157,8 @@ class CliErrors : public ::testing::Test {
     run_ok_ = new CommandResult(run_bounded(train({{"--out", (r / "run").string()}})));
   }
   static void TearDownTestSuite() {
+    std::error_code ec;
+    fs::remove_all(*root_, ec);
     delete root_;
     delete run_ok_;
   }
