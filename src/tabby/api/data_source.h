@@ -42,6 +42,10 @@ struct ResolvedData {
 
 ResolvedData resolve_data(const DataArgs& args);
 
+// The data arguments as a run's run.json stores them, and back (class names aside).
+nlohmann::json data_args_to_json(const DataArgs& args);
+DataArgs data_args_from_json(const nlohmann::json& j);
+
 // One dataset from a folder, CSV file or ROOT+split, with optional class list.
 Dataset load_dataset(const std::string& path, const std::string& split,
                      const std::optional<std::vector<std::string>>& class_names);

@@ -61,18 +61,7 @@ std::string thousands(int64_t v) {
 }
 
 DataArgs data_args_from_run(const RunConfig& c) {
-  const json& j = c.data;
-  DataArgs a;
-  a.data = j.value("data", std::string());
-  a.split = j.value("split", std::string());
-  a.val = j.value("val", std::string());
-  a.val_split = j.value("val_split", std::string());
-  a.validation_split = j.value("validation_split", 0.0);
-  a.test = j.value("test", std::string());
-  a.test_split = j.value("test_split", std::string());
-  a.test_fraction = j.value("test_fraction", 0.0);
-  a.stratify = j.value("stratify", false);
-  a.seed = j.value("seed", uint64_t{1337});
+  DataArgs a = data_args_from_json(c.data);
   a.class_names = c.class_names;
   return a;
 }
