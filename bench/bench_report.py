@@ -325,7 +325,22 @@ def section_transfer(d):
     return "\n".join(out)
 
 
+def kept_gpu_section(path):
+    """The GPU block that bench/gpu/render.py --into wrote into PATH (from
+    its begin marker to its end marker), or "": a CPU run keeps it."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return ""
+    begin = text.find("<!-- tabby-gpu-section:begin")
+    end_marker = "<!-- tabby-gpu-section:end -->"
+    end = text.find(end_marker, begin)
+    return text[begin:end + len(end_marker)] + "\n" if begin >= 0 and end >= 0 else ""
+
+
 def write(res, path):
+    gpu = kept_gpu_section(path)
     parts = [header(res)]
     if "decode" in res:
         parts.append(section_decode(res["decode"]))
@@ -335,6 +350,8 @@ def write(res, path):
         parts.append(section_training(res["training"]))
     if "transfer" in res:
         parts.append(section_transfer(res["transfer"]))
+    if gpu:
+        parts.append(gpu)
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         f.write("\n".join(parts))

@@ -14,9 +14,20 @@ Modes:
   ceiling       the model alone on a synthetic batch already in memory: train
                 steps (forward, loss, backward, Adam) or inference (forward,
                 softmax under no_grad)
+
+GPU options (the defaults are the CPU peer, unchanged): --device cuda moves the
+model there and each batch with non_blocking copies from a pin_memory
+DataLoader (persistent workers), with cuDNN's autotuner on (tabby turns it on
+too); the ceiling's synthetic batch is made on the device and the device is
+synchronized before every clock reading. --precision bf16 runs the forward pass
+and the loss under torch.autocast(device_type=..., dtype=torch.bfloat16), as
+the PyTorch AMP recipe writes it (bf16 needs no GradScaler). --channels-last on
+converts the model and every batch to torch.channels_last. Only APIs that
+torch 1.13 and 2.x share are used.
 Prints one JSON line on stdout.
 """
 import argparse
+import contextlib
 import time
 
 from peer_common import T_PROCESS_START, configure_threads, emit, facts, log
@@ -29,12 +40,59 @@ from torchvision import datasets  # noqa: E402
 import peer_models  # noqa: E402
 
 
+class Placement:
+    """Where and how the peer computes: device, autocast dtype, memory format.
+    The CPU default (fp32, contiguous) leaves every tensor as it was."""
+
+    def __init__(self, device="cpu", precision="fp32", channels_last=False):
+        self.device = torch.device(device)
+        self.cuda = self.device.type == "cuda"
+        self.precision = precision
+        self.channels_last = channels_last
+        if self.cuda:
+            torch.backends.cudnn.benchmark = True  # fixed shapes; tabby turns it on too
+
+    def is_default(self):
+        return not self.cuda and self.precision == "fp32" and not self.channels_last
+
+    def model(self, model):
+        if self.cuda:
+            model = model.to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    def batch(self, x, y):
+        if self.cuda:
+            x = x.to(self.device, non_blocking=True)
+            y = y.to(self.device, non_blocking=True)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y
+
+    def autocast(self):
+        if self.precision == "bf16":
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def sync(self):
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+
+
+PLACE = Placement()  # set from the flags in main()
+
+
 def make_loader(model_name, folder, size, batch, workers, train, augment=True):
     if train and augment:
         tf = peer_models.train_transform(model_name, size)
     else:
         tf = peer_models.eval_transform(model_name, size)
     ds = datasets.ImageFolder(folder, transform=tf)
+    if PLACE.cuda:
+        # What a GPU user writes: pinned host batches, workers kept across epochs.
+        return ds, DataLoader(ds, batch_size=batch, shuffle=train, num_workers=workers, pin_memory=True,
+                              persistent_workers=workers > 0)
     return ds, DataLoader(ds, batch_size=batch, shuffle=train, num_workers=workers)
 
 
@@ -43,7 +101,7 @@ def make_model(a, num_classes):
     model = peer_models.build_model(a.model, num_classes, a.size)
     if a.weights:
         peer_models.load_backbone_weights(model, a.weights)
-    return model
+    return PLACE.model(model)
 
 
 def make_optimizer(model):
@@ -52,8 +110,10 @@ def make_optimizer(model):
 
 
 def train_step(model, opt, x, y):
-    logits = model(x)
-    loss = F.cross_entropy(logits, y)
+    x, y = PLACE.batch(x, y)
+    with PLACE.autocast():
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
     loss_value = loss.item()
     opt.zero_grad()
     loss.backward()
@@ -66,8 +126,10 @@ def validate(model, batches):
     loss = correct = seen = 0
     with torch.no_grad():
         for x, y in batches:
-            logits = model(x)
-            loss += F.cross_entropy(logits, y, reduction="sum").item()
+            x, y = PLACE.batch(x, y)
+            with PLACE.autocast():
+                logits = model(x)
+                loss += F.cross_entropy(logits, y, reduction="sum").item()
             correct += (logits.argmax(1) == y).sum().item()
             seen += len(y)
     return {"val_images": seen, "val_loss": loss / seen, "val_accuracy": correct / seen}
@@ -122,7 +184,9 @@ def run_features(a):
         xs, ys = [], []
         with torch.no_grad():
             for x, y in loader:
-                xs.append(model.pool(model.features(x)).flatten(1))  # (B,1280)
+                x, y = PLACE.batch(x, y)
+                with PLACE.autocast():
+                    xs.append(model.pool(model.features(x)).flatten(1).float())  # (B,1280)
                 ys.append(y)
         return torch.cat(xs), torch.cat(ys)
 
@@ -186,8 +250,10 @@ def run_pick_workers(a):
 def run_ceiling(a):
     model = make_model(a, 2)
     # x is (B,3,H,W) as the transform delivers it; values do not matter for speed.
-    x = torch.rand(a.batch, 3, a.size, a.size)
-    y = torch.randint(0, 2, (a.batch,))
+    # On a GPU the batch is made there once: no host copy inside the timed steps.
+    x = torch.rand(a.batch, 3, a.size, a.size, device=PLACE.device)
+    y = torch.randint(0, 2, (a.batch,), device=PLACE.device)
+    x, y = PLACE.batch(x, y)  # the memory format once, outside the timed steps
     if a.phase == "train":
         model.train()
         opt = make_optimizer(model)
@@ -199,14 +265,18 @@ def run_ceiling(a):
 
         def step():
             with torch.no_grad():
-                torch.softmax(model(x), 1)[0, 0].item()
+                with PLACE.autocast():
+                    logits = model(x)
+                torch.softmax(logits.float(), 1)[0, 0].item()
     for _ in range(2):
         step()
+    PLACE.sync()
     times = []
     t_all = time.monotonic()
     for _ in range(a.steps):
         t0 = time.monotonic()
         step()
+        PLACE.sync()
         times.append(time.monotonic() - t0)
     total = time.monotonic() - t_all
     median = sorted(times)[len(times) // 2]
@@ -231,10 +301,23 @@ def main():
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--phase", choices=["train", "infer"], default="train")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="forward pass and loss under torch.autocast bf16, or plain fp32 (default)")
+    p.add_argument("--channels-last", choices=["on", "off"], default="off",
+                   help="model and batches in torch.channels_last (default off)")
     a = p.parse_args()
+    global PLACE
+    if a.device.startswith("cuda") and not torch.cuda.is_available():
+        p.error(f"--device {a.device}: torch {torch.__version__} sees no CUDA GPU")
+    PLACE = Placement(a.device, a.precision, a.channels_last == "on")
     threads = configure_threads(a.threads)
     out = {"peer": "pytorch", "mode": a.mode, "model": a.model, "size": a.size, "batch": a.batch,
            "workers": a.workers if a.mode in ("e2e", "features") else None, **facts(threads)}
+    if not PLACE.is_default():
+        out.update(device=str(PLACE.device), precision=a.precision, channels_last=PLACE.channels_last)
+        if PLACE.cuda:
+            out["gpu"] = torch.cuda.get_device_name(PLACE.device)
     if a.mode == "e2e":
         out.update(run_e2e(a))
     elif a.mode == "features":
