@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <random>
@@ -325,6 +326,36 @@ units = 2
   EXPECT_NE(r.err.find("step"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("--lr"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("terminate called"), std::string::npos) << r.err;
+}
+
+// Both classes hold the same image, so every model predicts one class for every
+// validation image: fit() says so once, after the second such epoch in a row
+// (not after the first, which may recover; not again after the third), with a
+// hint, and the run records the epoch it began.
+TEST(TrainCli, AModelPredictingOneClassForEveryImageIsReportedOnce) {
+  const fs::path dir = scratch_dir("train_cli_collapse");
+  TinyData d = make_tiny_data(dir, 8);
+  Image gray(24, 24);
+  std::fill(gray.pixels.begin(), gray.pixels.end(), uint8_t{128});
+  for (const fs::path& root : {d.train, d.val}) {
+    for (const auto& entry : fs::recursive_directory_iterator(root)) {
+      if (entry.is_regular_file()) testing::write_bytes(entry.path(), encode_png(gray));
+    }
+  }
+  CommandResult r = run_tabby(train_args(d, dir / "run", 3));
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  const std::string warning = "for all 16 validation images";
+  // The warning follows epoch 2's progress line, not epoch 1's.
+  EXPECT_LT(r.err.find("epoch 2/3"), r.err.find(warning)) << r.err;
+  const size_t first = r.err.find(warning);
+  ASSERT_NE(first, std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find(warning, first + 1), std::string::npos) << "warned more than once:\n" << r.err;
+  EXPECT_NE(r.err.find("since epoch 1 the model has predicted '"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("hint: this usually means every ReLU has died"), std::string::npos) << r.err;
+  const nlohmann::json results = read_json(dir / "run" / "run.json")["results"];
+  EXPECT_EQ(results.value("collapsed_at_epoch", 0), 1) << results.dump();
+  ASSERT_EQ(results["warnings"].size(), 1u) << results.dump();
+  EXPECT_NE(results["warnings"][0].get<std::string>().find(warning), std::string::npos);
 }
 
 // A couple of epochs of the tutorial's CNN on a real subset beat the majority

@@ -168,6 +168,12 @@ std::string csv_field(const std::string& s) {
 
 json metric_json(double v) { return v < 0 ? json(nullptr) : json(v); }
 
+// The status column: a run that collapsed to one class says so beside "finished".
+std::string status_text(const ComparisonRow& r) {
+  if (r.collapsed_at_epoch <= 0) return r.status;
+  return fmt::format("{}; one class for every validation image from epoch {}", r.status, r.collapsed_at_epoch);
+}
+
 }  // namespace
 
 bool is_experiment_dir(const fs::path& dir) {
@@ -204,6 +210,7 @@ ComparisonRow comparison_row(const fs::path& run_dir, const std::string& name, c
   const std::string status = run.value("status", std::string("created"));
   row.status = status == "finished" ? "finished" : status == "failed" ? "failed" : "running (interrupted)";
   row.error = run.value("error", std::string());
+  row.collapsed_at_epoch = run.value("results", json::object()).value("collapsed_at_epoch", 0);
   std::vector<EpochRecord> history;
   std::error_code ec;
   if (fs::is_regular_file(run_dir / run_files::kHistory, ec)) {
@@ -263,7 +270,7 @@ std::vector<std::vector<std::string>> comparison_cells(const std::vector<Compari
                      std::to_string(r.epochs),
                      r.best_val_accuracy < 0 ? "-" : fmt::format("{:.4f} (epoch {})", r.best_val_accuracy, r.best_val_epoch),
                      metric_cell(r.test_accuracy), metric_cell(r.test_loss),
-                     r.train_seconds > 0 ? format_duration(r.train_seconds) : "-", r.status});
+                     r.train_seconds > 0 ? format_duration(r.train_seconds) : "-", status_text(r)});
   }
   return cells;
 }
@@ -302,7 +309,7 @@ std::string comparison_csv(const std::vector<ComparisonRow>& rows) {
     out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{:.1f},{}\n", csv_field(r.name), csv_field(r.model), r.params,
                        r.trainable_params, r.epochs, num(r.best_val_accuracy),
                        r.best_val_accuracy < 0 ? std::string() : std::to_string(r.best_val_epoch), num(r.val_accuracy),
-                       num(r.val_loss), num(r.test_accuracy), num(r.test_loss), r.train_seconds, csv_field(r.status));
+                       num(r.val_loss), num(r.test_accuracy), num(r.test_loss), r.train_seconds, csv_field(status_text(r)));
   }
   return out;
 }
@@ -314,6 +321,7 @@ json comparison_json(const std::vector<ComparisonRow>& rows) {
               {"from", r.model},
               {"description", r.description},
               {"status", r.status},
+              {"collapsed_at_epoch", r.collapsed_at_epoch > 0 ? json(r.collapsed_at_epoch) : json(nullptr)},
               {"run", r.run_dir.string()},
               {"parameters", r.params},
               {"trainable_parameters", r.trainable_params},

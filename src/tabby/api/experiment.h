@@ -62,6 +62,7 @@ struct ComparisonRow {
   double val_accuracy = -1, val_loss = -1;    // of the kept weights; < 0: none
   double test_accuracy = -1, test_loss = -1;  // < 0: no test data
   double train_seconds = 0;
+  int collapsed_at_epoch = 0;  // > 0: from this epoch on, every validation image got one class
 };
 
 struct ExperimentOutcome {

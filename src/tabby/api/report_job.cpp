@@ -354,6 +354,9 @@ void add_training_section(report::HtmlReport& html, const json& run, const std::
   if (results.contains("kept_weights")) kv.push_back({"weights kept", results["kept_weights"].get<std::string>()});
   if (results.value("stopped_early", false)) kv.push_back({"stopped early", "yes"});
   if (run.contains("error")) kv.push_back({"error", run["error"].get<std::string>()});
+  for (const auto& w : results.value("warnings", json::array())) {
+    if (w.is_string()) kv.push_back({"warning", w.get<std::string>()});
+  }
   html.add_key_values(kv);
   if (h.empty()) {
     html.add_note("no epoch has finished yet: no curves");
@@ -710,6 +713,11 @@ ReportResult write_experiment_report(const fs::path& dir, const ReportOptions& o
   for (const auto& row : rows) {
     if (row.status == "failed") html.add_note("model " + row.name + " failed: " + row.error);
     else if (row.status != "finished") html.add_note("model " + row.name + ": " + row.status);
+    if (row.collapsed_at_epoch > 0) {
+      html.add_note(fmt::format("model {}: from epoch {} on it predicted one class for every validation image (its "
+                                "accuracy is that class's share; see its report)",
+                                row.name, row.collapsed_at_epoch));
+    }
   }
 
   if (report::charts_available()) {

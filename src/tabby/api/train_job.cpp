@@ -135,6 +135,8 @@ TrainOutcome train_prepared(const Prepared& p, const std::filesystem::path& dir,
                             {"feature_cache", outcome.fit.feature_cache_used},
                             {"train_seconds", outcome.fit.seconds},
                             {"params", {{"total", summary.total}, {"trainable", summary.trainable}}}};
+  if (!outcome.fit.warnings.empty()) results["warnings"] = outcome.fit.warnings;
+  if (outcome.fit.collapsed_epoch > 0) results["collapsed_at_epoch"] = outcome.fit.collapsed_epoch;
   // A fine-tuning phase unfreezes part of the backbone: record what it trained too.
   const auto trained_last = nn::summarize(*net);
   if (trained_last.trainable != summary.trainable) results["params"]["trainable_fine_tune"] = trained_last.trainable;

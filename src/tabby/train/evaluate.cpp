@@ -1,5 +1,7 @@
 #include "tabby/train/evaluate.h"
 
+#include <algorithm>
+
 #include "tabby/util/progress.h"
 
 namespace tabby {
@@ -10,7 +12,7 @@ EvalResult evaluate_network(nn::NetworkImpl& net, BatchLoader& loader, size_t fi
   net.eval();
   EvalResult r;
   std::vector<torch::Tensor> probs, labels, losses, indices;
-  torch::Tensor loss_sum, correct_sum;
+  torch::Tensor loss_sum, correct_sum, predicted_sum;
   loader.start_epoch(0);
   while (auto batch = loader.next()) {
     torch::Tensor logits;
@@ -20,7 +22,12 @@ EvalResult evaluate_network(nn::NetworkImpl& net, BatchLoader& loader, size_t fi
     }
     logits = logits.to(torch::kFloat32);
     auto per_sample = net.per_sample_loss(logits, batch->labels);
-    auto correct = net.predicted_classes(logits).eq(batch->labels).sum();
+    const auto predicted = net.predicted_classes(logits);
+    auto correct = predicted.eq(batch->labels).sum();
+    // Binary heads have one logit but two classes.
+    const int64_t classes = std::max<int64_t>(2, logits.dim() == 2 ? logits.size(1) : 1);
+    auto per_class = torch::bincount(predicted, {}, classes);
+    predicted_sum = predicted_sum.defined() ? predicted_sum + per_class : per_class;
     const auto batch_loss = per_sample.sum().to(torch::kFloat64);
     loss_sum = loss_sum.defined() ? loss_sum + batch_loss : batch_loss;
     correct_sum = correct_sum.defined() ? correct_sum + correct : correct;
@@ -35,6 +42,8 @@ EvalResult evaluate_network(nn::NetworkImpl& net, BatchLoader& loader, size_t fi
   if (r.count > 0) {
     r.loss = loss_sum.item<double>() / static_cast<double>(r.count);
     r.accuracy = correct_sum.item<double>() / static_cast<double>(r.count);
+    const auto counts = predicted_sum.to(torch::kCPU, torch::kInt64).contiguous();
+    r.predicted_counts.assign(counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + counts.numel());
   }
   if (keep_outputs && !probs.empty()) {
     r.probabilities = torch::cat(probs);

@@ -4,6 +4,8 @@
 
 #include <torch/torch.h>
 
+#include <vector>
+
 #include "tabby/nn/network.h"
 #include "tabby/pipeline/batch_loader.h"
 #include "tabby/train/precision.h"
@@ -14,6 +16,7 @@ struct EvalResult {
   double loss = 0;
   double accuracy = 0;
   int64_t count = 0;
+  std::vector<int64_t> predicted_counts;  // images predicted as each class
   // With keep_outputs: CPU tensors in the loader's order.
   torch::Tensor probabilities;  // (N,C) float
   torch::Tensor labels;         // (N,) int64

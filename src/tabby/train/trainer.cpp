@@ -12,6 +12,7 @@
 #include "tabby/pipeline/batch_loader.h"
 #include "tabby/train/callbacks.h"
 #include "tabby/train/checkpoint.h"
+#include "tabby/train/collapse.h"
 #include "tabby/train/epoch_metrics.h"
 #include "tabby/train/evaluate.h"
 #include "tabby/train/optimizer.h"
@@ -30,6 +31,7 @@ namespace {
 
 constexpr uint64_t kStepSeedPurpose = 0x53544550;  // "STEP"
 constexpr int64_t kDeviceImageCacheLimitBytes = int64_t{8} << 30;
+constexpr int kCollapseEpochs = 2;  // epochs in a row of one-class predictions before fit() warns
 
 struct Phase {
   std::string name;
@@ -67,6 +69,9 @@ FitResult fit(nn::NetworkImpl& net, const ImageCache& train, const ImageCache* v
   validate(options);
   const auto fit_start = std::chrono::steady_clock::now();
   const bool have_val = validation != nullptr && validation->size() > 0;
+  const std::vector<int64_t> validation_class_counts =
+      have_val ? validation->class_counts() : std::vector<int64_t>{};
+  int one_class_since = 0;  // first epoch of the current run of one-class validation predictions
   const bool writing = !ctx.run_dir.empty();
   FitResult result;
 
@@ -239,15 +244,30 @@ FitResult fit(nn::NetworkImpl& net, const ImageCache& train, const ImageCache* v
       rec.loss = metrics.loss();
       rec.accuracy = metrics.accuracy();
       rec.lr = lr;
+      std::optional<std::string> collapse;
       if (have_val) {
         EvalResult v = evaluate_network(net, *val_loader, prefix, /*keep_outputs=*/false, precision);
         rec.val_loss = v.loss;
         rec.val_accuracy = v.accuracy;
+        const auto only = single_predicted_class(v.predicted_counts, validation_class_counts);
+        one_class_since = only ? (one_class_since > 0 ? one_class_since : epoch) : 0;
+        // A first epoch can start this way and recover; a second in a row rarely does. Said once.
+        if (only && epoch - one_class_since + 1 >= kCollapseEpochs && result.collapsed_epoch == 0) {
+          const auto c = static_cast<size_t>(*only);
+          collapse = collapse_warning(
+              one_class_since, c < validation->class_names.size() ? validation->class_names[c] : std::to_string(c),
+              v.count, v.accuracy);
+          result.collapsed_epoch = one_class_since;
+        }
       }
       rec.seconds = seconds_since(epoch_start);
       std::string line = metrics_text(rec.loss, rec.accuracy);
       if (have_val) line += fmt::format(" - val_accuracy: {:.4f} - val_loss: {:.4f}", rec.val_accuracy, rec.val_loss);
       progress.finish(line);
+      if (collapse) {
+        log::warn(*collapse, collapse_hint());
+        result.warnings.push_back(*collapse);
+      }
       result.history.push_back(rec);
 
       // Callbacks.

@@ -32,6 +32,11 @@ struct FitResult {
   std::string kept = "last";   // which weights the network holds at the end: "last" or "best"
   bool feature_cache_used = false;
   double seconds = 0;
+  // Things a person should know about the run, as printed.
+  std::vector<std::string> warnings;
+  // First epoch of the first streak (in this process) of epochs in which every validation image got the
+  // same class, once it lasted long enough to warn; 0: none.
+  int collapsed_epoch = 0;
   // The validation data evaluated with the weights the network holds at the end
   // (outputs kept), from the last phase's feature cache when it had one; empty
   // when no epoch ran in this process or there is no validation data.

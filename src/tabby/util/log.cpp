@@ -27,4 +27,10 @@ void warn(const std::string& line) {
   std::fflush(stderr);
 }
 
+void warn(const std::string& line, const std::string& hint) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  std::fprintf(stderr, "warning: %s\nhint: %s\n", line.c_str(), hint.c_str());
+  std::fflush(stderr);
+}
+
 }  // namespace tabby::log

@@ -14,6 +14,8 @@ bool quiet();
 // One informational line on stderr.
 void info(const std::string& line);
 void warn(const std::string& line);
+// "warning: LINE" then "hint: HINT", as errors print theirs.
+void warn(const std::string& line, const std::string& hint);
 
 template <typename... Args>
 void infof(fmt::format_string<Args...> f, Args&&... args) {

@@ -1,0 +1,33 @@
+#include "tabby/train/collapse.h"
+
+#include <fmt/format.h>
+
+namespace tabby {
+
+std::optional<int64_t> single_predicted_class(const std::vector<int64_t>& predicted_counts,
+                                              const std::vector<int64_t>& label_counts) {
+  int label_classes = 0;
+  for (int64_t n : label_counts) label_classes += n > 0 ? 1 : 0;
+  if (label_classes < 2) return std::nullopt;
+  std::optional<int64_t> only;
+  for (size_t c = 0; c < predicted_counts.size(); ++c) {
+    if (predicted_counts[c] == 0) continue;
+    if (only) return std::nullopt;
+    only = static_cast<int64_t>(c);
+  }
+  return only;
+}
+
+std::string collapse_warning(int since_epoch, const std::string& class_name, int64_t images, double accuracy) {
+  return fmt::format(
+      "since epoch {} the model has predicted '{}' for all {} validation images (val_accuracy {:.4f} is only that "
+      "class's share): its output no longer depends on the input, and training seldom recovers from that",
+      since_epoch, class_name, images, accuracy);
+}
+
+std::string collapse_hint() {
+  return "this usually means every ReLU has died after too large an update: scale the inputs (a Rescaling layer "
+         "first, e.g. scale = 0.00392156862745098) or lower the learning rate (--lr), then train again";
+}
+
+}  // namespace tabby
