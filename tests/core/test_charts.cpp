@@ -154,6 +154,40 @@ TEST(Ticks, Labels) {
   EXPECT_EQ(format_value(12.5), "12.5");
 }
 
+// A towering first-epoch loss no longer sets the axis; ordinary curves keep theirs.
+TEST(AxisFit, AFirstPointOverTwiceTheRestIsLeftAboveTheAxis) {
+  LineChart chart;
+  chart.subtitle = "solid: validation";
+  chart.series.push_back({"train", {1, 2, 3}, {20.7, 0.68, 0.66}});
+  chart.series.push_back({"val", {1, 2, 3}, {0.69, 0.67, 4.0}});
+  ASSERT_TRUE(fit_axis_to_later_points(chart));
+  EXPECT_DOUBLE_EQ(*chart.y_min, 0.0);
+  EXPECT_NEAR(*chart.y_max, 4.4, 1e-12);  // 1.1 x the largest later value, the val spike
+  EXPECT_NE(chart.subtitle.find("solid: validation; first-epoch values up to 20.7 lie above the axis"),
+            std::string::npos)
+      << chart.subtitle;
+}
+
+TEST(AxisFit, OrdinaryCurvesAndAwkwardOnesAreLeftAlone) {
+  LineChart falling;  // a first loss of up to twice the rest is ordinary
+  falling.series.push_back({"train", {1, 2, 3}, {1.2, 0.7, 0.6}});
+  EXPECT_FALSE(fit_axis_to_later_points(falling));
+  EXPECT_FALSE(falling.y_max.has_value());
+  EXPECT_TRUE(falling.subtitle.empty());
+
+  LineChart one_epoch;  // nothing after the first point to fit to
+  one_epoch.series.push_back({"train", {1}, {20.0}});
+  EXPECT_FALSE(fit_axis_to_later_points(one_epoch));
+
+  LineChart non_finite;  // NaN later points are not "later values"; the finite ones still count
+  non_finite.series.push_back({"train", {1, 2, 3}, {9.0, NAN, 1.0}});
+  EXPECT_TRUE(fit_axis_to_later_points(non_finite));
+  EXPECT_NEAR(*non_finite.y_max, 1.1, 1e-12);
+
+  LineChart empty;
+  EXPECT_FALSE(fit_axis_to_later_points(empty));
+}
+
 TEST(ChartFormat, FromExtension) {
   EXPECT_EQ(chart_format_for("a/b.png"), ChartFormat::png);
   EXPECT_EQ(chart_format_for("B.SVG"), ChartFormat::svg);

@@ -125,6 +125,7 @@ report::LineChart run_curves(const std::vector<EpochRecord>& h, const std::strin
   if (has_metric(h, "val_" + metric)) chart.series.push_back(series_of(h, "val_" + metric, "validation " + metric, true, 1));
   if (const int ft = fine_tune_start(h)) chart.subtitle = fmt::format("fine-tuning from epoch {}", ft);
   if (metric == "accuracy") chart.y_max = 1.0;
+  if (metric == "loss") report::fit_axis_to_later_points(chart);
   return chart;
 }
 
@@ -472,6 +473,7 @@ report::LineChart overlaid_chart(const std::vector<ComparisonRow>& rows,
     if (has_metric(h, "val_" + metric)) chart.series.push_back(series_of(h, "val_" + metric, rows[k].name, false, color));
     chart.series.push_back(series_of(h, metric, rows[k].name + " (train)", true, color));
   }
+  if (metric == "loss") report::fit_axis_to_later_points(chart);
   return chart;
 }
 

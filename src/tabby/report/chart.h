@@ -60,6 +60,14 @@ struct LineChart {
   std::optional<double> y_max;
 };
 
+// A chaotic first epoch can average a loss ten times the rest (16-20 against
+// 0.7 for a CNN on raw pixels) and flatten every other curve at the bottom.
+// When some series' first point is more than twice the largest later value of
+// any series, the y axis is fixed to [0, 1.1 x that later maximum] and the
+// subtitle says what lies above it (the plot area clips the line). Returns
+// whether it changed the chart.
+bool fit_axis_to_later_points(LineChart& chart);
+
 // Nice 1-2-5 ticks; integer ticks when every x is a whole number (epochs);
 // grid lines; a legend placed in the corner that covers the fewest data points,
 // or outside the plot on the right when every corner would hide data. A series
