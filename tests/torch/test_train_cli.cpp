@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <iostream>
 #include <random>
 #include <sstream>
 #include <string>
@@ -86,6 +87,20 @@ TinyData make_tiny_data(const fs::path& dir, int per_class = 24) {
   write_two_class_folder(d.train, per_class, 24, 1);
   write_two_class_folder(d.val, 8, 24, 2);
   testing::write_bytes(d.model, kTinyModel);
+  return d;
+}
+
+// Two classes of identical gray images: no model can tell them apart, so every
+// prediction is one class (a collapse, on purpose).
+TinyData make_gray_data(const fs::path& dir) {
+  TinyData d = make_tiny_data(dir, 8);
+  Image gray(24, 24);
+  std::fill(gray.pixels.begin(), gray.pixels.end(), uint8_t{128});
+  for (const fs::path& root : {d.train, d.val}) {
+    for (const auto& entry : fs::recursive_directory_iterator(root)) {
+      if (entry.is_regular_file()) testing::write_bytes(entry.path(), encode_png(gray));
+    }
+  }
   return d;
 }
 
@@ -238,9 +253,40 @@ TEST(TrainCli, StoppedThenResumedEndsWithTheUninterruptedWeights) {
   EXPECT_EQ(metrics_only(read_file(dir / "whole" / "history.csv")),
             metrics_only(read_file(dir / "parts" / "history.csv")));
 
+  // Resuming a finished run has nothing to do and succeeds (a script may resume
+  // until success); it leaves the weights alone and writes a missing report.
+  const std::string weights_before = read_file(dir / "parts" / "weights.safetensors");
+  fs::remove(dir / "parts" / "report.html");
   r = run_tabby({"train", "--resume", (dir / "parts").string()});
-  EXPECT_NE(r.exit_code, 0) << "resuming a finished run is refused";
-  EXPECT_NE(r.err.find("already finished"), std::string::npos) << r.err;
+  EXPECT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_NE(r.err.find("has already finished (5 epochs): nothing to resume"), std::string::npos) << r.err;
+  EXPECT_TRUE(fs::is_regular_file(dir / "parts" / "report.html"));
+  EXPECT_EQ(read_file(dir / "parts" / "weights.safetensors"), weights_before);
+  EXPECT_EQ(r.err.find("epoch 1/5"), std::string::npos) << "trained again:\n" << r.err;
+}
+
+// Killed after the last epoch's checkpoint but before the final weights were
+// written (its run.json still says running): resuming trains nothing and ends
+// with the trained weights, not the initial ones.
+TEST(TrainCli, KilledAfterTheLastCheckpointResumesToTheTrainedWeights) {
+  const fs::path dir = scratch_dir("train_cli_last_checkpoint");
+  const TinyData d = make_tiny_data(dir);
+  const fs::path run = dir / "run";
+  CommandResult r = run_tabby(train_args(d, run, 3));
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  fs::rename(run / "weights.safetensors", dir / "trained.safetensors");
+  fs::remove(run / "report.html");
+  nlohmann::json status = read_json(run / "run.json");
+  status["status"] = "running";
+  status.erase("results");
+  testing::write_bytes(run / "run.json", status.dump(1));
+
+  r = run_tabby({"train", "--resume", run.string(), "--threads", "1"});
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_NE(r.err.find("resuming after epoch 3/3"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("ms/step"), std::string::npos) << "trained again:\n" << r.err;
+  expect_same_tensors(dir / "trained.safetensors", run / "weights.safetensors");
+  EXPECT_EQ(read_json(run / "run.json").value("status", ""), "finished");
 }
 
 // Starts the binary in the background; returns its pid.
@@ -259,43 +305,85 @@ pid_t spawn_tabby(const std::vector<std::string>& args, const fs::path& log) {
 TEST(TrainCli, KilledAtRandomMomentsAndResumedEndsBitIdentical) {
   const fs::path dir = scratch_dir("train_cli_kill");
   const TinyData d = make_tiny_data(dir, 48);
+  // Two wider convolutions at 48x48 make the epochs, not start-up, most of a launch.
+  testing::write_bytes(d.model, R"(name = "two-conv"
+[[layers]]
+type = "Rescaling"
+scale = 0.00392156862745098
+[[layers]]
+type = "Conv2D"
+filters = 32
+kernel_size = 3
+activation = "relu"
+[[layers]]
+type = "Conv2D"
+filters = 32
+kernel_size = 3
+activation = "relu"
+[[layers]]
+type = "MaxPooling2D"
+[[layers]]
+type = "Flatten"
+[[layers]]
+type = "Dense"
+units = 2
+)");
+  auto kill_test_args = [&](const fs::path& out) {
+    std::vector<std::string> args = train_args(d, out, 6);
+    *(std::find(args.begin(), args.end(), "--image-size") + 1) = "48";
+    return args;
+  };
   const fs::path whole = dir / "whole", killed = dir / "killed", log = dir / "killed.log";
-  CommandResult r = run_tabby(train_args(d, whole, 6));
+  const auto whole_start = std::chrono::steady_clock::now();
+  CommandResult r = run_tabby(kill_test_args(whole));
   ASSERT_EQ(r.exit_code, 0) << describe(r);
+  const auto whole_ms = static_cast<int>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - whole_start).count());
 
-  // Kill after random delays spread over the run's length, so kills land in
-  // start-up, mid-epoch and during checkpoint writes; resume each time.
+  // Kill after random delays spread over the uninterrupted run's length, so kills
+  // land in start-up, mid-epoch and during checkpoint writes; resume each time.
+  // Should a launch still finish before its delay with fewer than 3 kills (a
+  // resumed launch has less to do), the killed run starts over with delays half as long.
   std::mt19937 rng(20261123);
-  std::uniform_int_distribution<int> delay_ms(50, 900);
-  const std::vector<std::string> first = train_args(d, killed, 6);
+  const std::vector<std::string> first = kill_test_args(killed);
   int kills = 0, launches = 0;
   bool finished = false;
-  while (!finished && launches < 40) {
-    const bool started = fs::is_regular_file(killed / "run.json");
-    std::vector<std::string> args = first;
-    if (started) {
-      args = {"train", "--resume", killed.string(), "--threads", "1"};
-    } else {
-      args.push_back("--overwrite");  // a kill before the run folder was complete
-    }
-    const pid_t pid = spawn_tabby(args, log);
-    ++launches;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(delay_ms(rng));
-    int status = 0;
-    pid_t done = 0;
-    while ((done = waitpid(pid, &status, WNOHANG)) == 0) {
-      if (kills < 6 && std::chrono::steady_clock::now() >= deadline) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-        ++kills;
-        break;
+  for (int max_delay_ms = std::max(100, whole_ms * 9 / 10); max_delay_ms >= 50; max_delay_ms /= 2) {
+    std::error_code ec;
+    fs::remove_all(killed, ec);
+    std::uniform_int_distribution<int> delay_ms(std::min(50, max_delay_ms / 2), max_delay_ms);
+    kills = launches = 0;
+    finished = false;
+    while (!finished && launches < 40) {
+      const bool started = fs::is_regular_file(killed / "run.json");
+      std::vector<std::string> args = first;
+      if (started) {
+        args = {"train", "--resume", killed.string(), "--threads", "1"};
+      } else {
+        args.push_back("--overwrite");  // a kill before the run folder was complete
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      const pid_t pid = spawn_tabby(args, log);
+      ++launches;
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(delay_ms(rng));
+      int status = 0;
+      pid_t done = 0;
+      while ((done = waitpid(pid, &status, WNOHANG)) == 0) {
+        if (kills < 6 && std::chrono::steady_clock::now() >= deadline) {
+          kill(pid, SIGKILL);
+          waitpid(pid, &status, 0);
+          ++kills;
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      if (done == pid) {
+        ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "launch " << launches << " (wait status " << status << "): " << read_file(log);
+        finished = true;
+      }
     }
-    if (done == pid) {
-      ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "launch " << launches << ": " << read_file(log);
-      finished = true;
-    }
+    std::cout << "killed " << kills << " times in " << launches << " launches (delays up to " << max_delay_ms
+              << " ms)\n";
+    if (!finished || kills >= 3) break;
   }
   ASSERT_TRUE(finished) << read_file(log);
   EXPECT_GE(kills, 3) << read_file(log);
@@ -334,14 +422,7 @@ units = 2
 // hint, and the run records the epoch it began.
 TEST(TrainCli, AModelPredictingOneClassForEveryImageIsReportedOnce) {
   const fs::path dir = scratch_dir("train_cli_collapse");
-  TinyData d = make_tiny_data(dir, 8);
-  Image gray(24, 24);
-  std::fill(gray.pixels.begin(), gray.pixels.end(), uint8_t{128});
-  for (const fs::path& root : {d.train, d.val}) {
-    for (const auto& entry : fs::recursive_directory_iterator(root)) {
-      if (entry.is_regular_file()) testing::write_bytes(entry.path(), encode_png(gray));
-    }
-  }
+  const TinyData d = make_gray_data(dir);
   CommandResult r = run_tabby(train_args(d, dir / "run", 3));
   ASSERT_EQ(r.exit_code, 0) << describe(r);
   const std::string warning = "for all 16 validation images";
@@ -356,6 +437,53 @@ TEST(TrainCli, AModelPredictingOneClassForEveryImageIsReportedOnce) {
   EXPECT_EQ(results.value("collapsed_at_epoch", 0), 1) << results.dump();
   ASSERT_EQ(results["warnings"].size(), 1u) << results.dump();
   EXPECT_NE(results["warnings"][0].get<std::string>().find(warning), std::string::npos);
+
+  // The report written at the end of training says it beside the metrics too.
+  const std::string report = read_file(dir / "run" / "report.html");
+  EXPECT_NE(report.find("for all 16 images (accuracy 0.5000"), std::string::npos);
+
+  // evaluate says the same of any data it is given.
+  r = run_tabby({"evaluate", (dir / "run").string(), "--data", d.val.string(), "--threads", "1"});
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_NE(r.out.find("warning: the model predicted '"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("' for all 16 images (accuracy 0.5000"), std::string::npos) << r.out;
+  r = run_tabby({"evaluate", (dir / "run").string(), "--data", d.val.string(), "--threads", "1", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  const nlohmann::json evaluation = nlohmann::json::parse(r.out);
+  ASSERT_TRUE(evaluation["predicts_one_class"].is_string()) << r.out;
+  // The class training named.
+  const std::string named = "'" + evaluation["predicts_one_class"].get<std::string>() + "'";
+  EXPECT_NE(results["warnings"][0].get<std::string>().find(named), std::string::npos) << named;
+}
+
+// The collapse detector survives an interruption: stopped between the two epochs
+// it needs, the resumed run still warns (naming the epoch the streak began); stopped
+// after the warning, the resumed run keeps it in run.json and does not say it again.
+TEST(TrainCli, ACollapseWarningSurvivesResume) {
+  const fs::path dir = scratch_dir("train_cli_collapse_resume");
+  const TinyData d = make_gray_data(dir);
+  const std::string warning = "for all 16 validation images";
+  for (const int stop_after : {1, 2}) {
+    SCOPED_TRACE("stopped after epoch " + std::to_string(stop_after));
+    const fs::path run = dir / ("run" + std::to_string(stop_after));
+    std::vector<std::string> args = train_args(d, run, 4);
+    args.insert(args.end(), {"--stop-after", std::to_string(stop_after)});
+    CommandResult first = run_tabby(args);
+    ASSERT_NE(first.exit_code, 0) << describe(first);
+    CommandResult resumed = run_tabby({"train", "--resume", run.string(), "--threads", "1"});
+    ASSERT_EQ(resumed.exit_code, 0) << describe(resumed);
+    const bool said_before = first.err.find(warning) != std::string::npos;
+    const bool said_after = resumed.err.find(warning) != std::string::npos;
+    EXPECT_EQ(said_before, stop_after >= 2) << first.err;
+    EXPECT_NE(said_before, said_after) << "said exactly once over both processes:\n"
+                                       << first.err << "\n---\n"
+                                       << resumed.err;
+    if (said_after) EXPECT_NE(resumed.err.find("since epoch 1 the model"), std::string::npos) << resumed.err;
+    const nlohmann::json results = read_json(run / "run.json")["results"];
+    EXPECT_EQ(results.value("collapsed_at_epoch", 0), 1) << results.dump();
+    ASSERT_EQ(results["warnings"].size(), 1u) << results.dump();
+    EXPECT_NE(results["warnings"][0].get<std::string>().find(warning), std::string::npos);
+  }
 }
 
 // A couple of epochs of the tutorial's CNN on a real subset beat the majority
@@ -420,6 +548,17 @@ TEST(TrainCli, TwoPhaseFineTuneTrainsOnlyTheLastBlocksAndKeepsBatchNormStatistic
   EXPECT_GT(statistics, 0);
   EXPECT_GT(checked_frozen, 0);
   EXPECT_GT(moved_last, 0) << "no weight of the last 2 blocks was trained";
+
+  // Killed after fine-tuning's last checkpoint, before the final weights: the
+  // resumed run sets up the fine-tuning phase and ends with the same weights.
+  fs::rename(dir / "both" / "weights.safetensors", dir / "both-trained.safetensors");
+  nlohmann::json status = read_json(dir / "both" / "run.json");
+  status["status"] = "running";
+  testing::write_bytes(dir / "both" / "run.json", status.dump(1));
+  r = run_tabby({"train", "--resume", (dir / "both").string(), "--threads", "1", "--no-report"});
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_EQ(r.err.find("ms/step"), std::string::npos) << "trained again:\n" << r.err;
+  expect_same_tensors(dir / "both-trained.safetensors", dir / "both" / "weights.safetensors");
 }
 
 TEST(TrainCli, TutorialCnnOnARealSubsetBeatsTheBaseline) {

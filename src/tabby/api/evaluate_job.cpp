@@ -7,6 +7,7 @@
 #include "tabby/api/data_source.h"
 #include "tabby/api/train_job.h"
 #include "tabby/pipeline/batch_loader.h"
+#include "tabby/train/collapse.h"
 #include "tabby/train/device.h"
 #include "tabby/train/run.h"
 #include "tabby/util/error.h"
@@ -31,6 +32,13 @@ EvaluateOutcome summarize_evaluation(const EvalResult& r, const std::vector<std:
     }
   }
   out.baseline = metrics::majority_baseline(counts);
+  std::vector<int64_t> predicted(class_names.size(), 0);
+  for (int p : y_pred) {
+    if (p >= 0 && p < c) predicted[static_cast<size_t>(p)]++;
+  }
+  if (const auto only = single_predicted_class(predicted, counts)) {
+    out.one_class = class_names[static_cast<size_t>(*only)];
+  }
   out.confusion = metrics::confusion_matrix(y_true, y_pred, c);
   out.report = metrics::classification_report(out.confusion, class_names);
   if (top_losses > 0 && r.count > 0) {
@@ -74,6 +82,7 @@ nlohmann::json EvaluateOutcome::to_json() const {
           {"classification_report", metrics::to_json(report)},
           {"confusion_matrix", metrics::to_json(confusion, class_names)},
           {"top_losses", mistakes},
+          {"predicts_one_class", one_class ? nlohmann::json(*one_class) : nlohmann::json(nullptr)},
           {"skipped", skipped_files},
           {"data", data_source}};
 }
@@ -85,6 +94,10 @@ std::string EvaluateOutcome::to_text() const {
   if (baseline.class_index >= 0) {
     out += fmt::format("majority-class baseline: {:.4f} (always '{}')\n", baseline.accuracy,
                        class_names[baseline.class_index]);
+  }
+  if (one_class) {
+    out += "warning: " + one_class_evaluation_note(*one_class, result.count, result.accuracy) + "\n";
+    out += "hint: " + collapse_hint() + "\n";
   }
   out += "\n" + metrics::format_classification_report(report, 4);
   out += "\nconfusion matrix (rows: true, columns: predicted)\n" + metrics::format_confusion_matrix(confusion, class_names);

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,8 @@ struct EvaluateOutcome {
   std::vector<SkippedFile> skipped;
   std::vector<std::filesystem::path> paths;  // rows of `result`
   std::string data_source;
+  // Set when every image got the same class while the labels hold several (a collapsed model).
+  std::optional<std::string> one_class;
 
   nlohmann::json to_json() const;
   std::string to_text() const;

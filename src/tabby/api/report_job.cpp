@@ -18,6 +18,7 @@
 #include "tabby/report/chart.h"
 #include "tabby/report/html.h"
 #include "tabby/report/metrics_html.h"
+#include "tabby/train/collapse.h"
 #include "tabby/train/device.h"
 #include "tabby/train/history.h"
 #include "tabby/train/run.h"
@@ -395,6 +396,7 @@ void add_evaluation_sections(report::HtmlReport& html, const RunEvaluation& ev, 
                                                          class_name(o.class_names, o.baseline.class_index))});
   }
   html.add_key_values(kv);
+  if (o.one_class) html.add_note(one_class_evaluation_note(*o.one_class, o.result.count, o.result.accuracy));
   if (!o.skipped.empty()) html.add_note(describe_skipped(o.skipped));
   if (ev.split == "validation") {
     html.add_note("the run has no test data: these are the validation images, which also chose the kept weights");
@@ -531,6 +533,9 @@ RunEvaluation run_evaluation_from_json(const json& j, const std::string& source)
     o.result.loss = e.at("loss").get<double>();
     o.result.count = e.at("num_images").get<int64_t>();
     o.data_source = e.value("data", std::string());
+    if (const auto it = e.find("predicts_one_class"); it != e.end() && it->is_string()) {
+      o.one_class = it->get<std::string>();
+    }
     const std::string baseline_class = e.value("baseline_class", std::string());
     o.baseline.accuracy = e.value("baseline_accuracy", 0.0);
     for (int k = 0; k < n; ++k) {

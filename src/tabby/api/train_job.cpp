@@ -239,6 +239,16 @@ TrainOutcome run_train_job(const TrainJob& job) {
   return train_recording_failure(p, job.out, /*resume=*/false, job.stop_after_epochs);
 }
 
+std::optional<TrainOutcome> finished_run(const std::filesystem::path& run_dir) {
+  read_run_config(run_dir);  // the clear error for a folder that is not a run
+  const nlohmann::json run = read_run_json(run_dir);
+  if (run.value("status", std::string()) != "finished") return std::nullopt;
+  TrainOutcome outcome;
+  outcome.run_dir = run_dir;
+  outcome.summary = run.value("results", nlohmann::json::object());
+  return outcome;
+}
+
 TrainOutcome resume_train_job(const std::filesystem::path& run_dir, const std::string& device, int threads) {
   Prepared p;
   p.config = read_run_config(run_dir);

@@ -45,6 +45,11 @@ TrainOutcome run_train_job(const TrainJob& job);
 // Continues an interrupted run from its last checkpoint (same data, options
 // and seed as recorded in run.json).
 TrainOutcome resume_train_job(const std::filesystem::path& run_dir, const std::string& device, int threads);
+// For a run folder whose training has finished: its recorded results (run_dir and
+// summary set, nothing evaluated). nullopt while it is unfinished; tabby::Error
+// when `run_dir` is not a run. Lets `train --resume` of a finished run (killed
+// while it wrote its report, say) succeed with nothing to do.
+std::optional<TrainOutcome> finished_run(const std::filesystem::path& run_dir);
 
 // Sets LibTorch's intra-op threads (0: all cores) and returns the count used.
 int configure_threads(int threads);

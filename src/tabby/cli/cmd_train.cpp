@@ -7,10 +7,44 @@
 #include "tabby/api/train_job.h"
 #include "tabby/cli/commands.h"
 #include "tabby/util/error.h"
+#include "tabby/util/log.h"
 
 namespace tabby::cli {
 
+namespace fs = std::filesystem;
+
 namespace {
+
+// `train --resume` of a run that has finished: nothing to train. Writes the
+// report when it is missing (the process may have been killed while writing it).
+int report_finished_run(const TrainOutcome& done, bool no_report, bool json) {
+  const int epochs = done.summary.value("epochs_completed", 0);
+  log::infof("run {} has already finished{}: nothing to resume", done.run_dir.string(),
+             epochs > 0 ? fmt::format(" ({} epochs)", epochs) : "");
+  std::optional<fs::path> report;
+  const fs::path html = done.run_dir / run_report_files::kReport;
+  std::error_code ec;
+  if (fs::is_regular_file(html, ec)) {
+    report = html;
+  } else if (!no_report) {
+    try {
+      report = write_run_report(done.run_dir).html;
+    } catch (const Error& e) {
+      log::warn(std::string("could not write the report: ") + e.what(), "tabby report " + done.run_dir.string());
+    }
+  }
+  if (json) {
+    nlohmann::json j = done.summary;
+    j["run"] = done.run_dir.string();
+    if (report) j["report"] = report->string();
+    print_json(j.dump(2));
+  } else {
+    std::string line = fmt::format("run: {}\n", done.run_dir.string());
+    if (report) line += fmt::format("report: {}\n", report->string());
+    std::fputs(line.c_str(), stdout);
+  }
+  return 0;
+}
 
 struct TrainFlags {
   TrainJob job;
@@ -122,6 +156,7 @@ Command add_train(CLI::App& root) {
   Action run = [f, app]() -> int {
     TrainOutcome outcome;
     if (!f->resume.empty()) {
+      if (auto done = finished_run(f->resume)) return report_finished_run(*done, f->no_report, f->json);
       outcome = resume_train_job(f->resume, app->count("--device") ? f->job.device : "", f->job.threads);
     } else {
       if (f->job.model.empty()) throw UsageError("--model is required", "e.g. --model tutorial-cnn or --model mobilenet_v2");

@@ -30,4 +30,11 @@ std::string collapse_hint() {
          "first, e.g. scale = 0.00392156862745098) or lower the learning rate (--lr), then train again";
 }
 
+std::string one_class_evaluation_note(const std::string& class_name, int64_t images, double accuracy) {
+  return fmt::format(
+      "the model predicted '{}' for all {} images (accuracy {:.4f} is only that class's share): its output does not "
+      "depend on the input",
+      class_name, images, accuracy);
+}
+
 }  // namespace tabby

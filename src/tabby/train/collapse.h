@@ -24,4 +24,7 @@ std::string collapse_warning(int since_epoch, const std::string& class_name, int
 // What usually fixes it.
 std::string collapse_hint();
 
+// For an evaluation (no epochs): "the model predicted 'Dog' for all 2326 images ...".
+std::string one_class_evaluation_note(const std::string& class_name, int64_t images, double accuracy);
+
 }  // namespace tabby

@@ -103,6 +103,12 @@ FitResult fit(nn::NetworkImpl& net, const ImageCache& train, const ImageCache* v
     result.history = resumed->history;
     best.restore(resumed->state.value("best", nlohmann::json::object()));
     scaler.restore(resumed->state.value("loss_scaler", nlohmann::json::object()));
+    // The collapse detector's memory, so a run interrupted between its two epochs
+    // still warns, and a warning said before the interruption stays in run.json.
+    const auto collapse_state = resumed->state.value("collapse", nlohmann::json::object());
+    one_class_since = collapse_state.value("one_class_since", 0);
+    result.collapsed_epoch = collapse_state.value("collapsed_epoch", 0);
+    result.warnings = collapse_state.value("warnings", std::vector<std::string>{});
     log::infof("resuming after epoch {}/{} from {}", epochs_done, total_epochs,
                (ctx.run_dir / run_files::kCheckpoint).string());
   }
@@ -124,6 +130,10 @@ FitResult fit(nn::NetworkImpl& net, const ImageCache& train, const ImageCache* v
   torch::Tensor last_val_source;  // the last phase's validation inputs (images or cached features)
   size_t last_prefix = 0;
 
+  auto unfreeze_for_fine_tuning = [&] {
+    const auto bb = net.backbone();
+    net.set_backbone_trainable_blocks(options.fine_tune_last, bb->bn_inference() || bb->trainable_blocks() == 0);
+  };
   for (const Phase& phase : phases) {
     if (phase.last_epoch <= epochs_done) {
       // Finished before the interruption; only its parameter set-up matters
@@ -131,10 +141,9 @@ FitResult fit(nn::NetworkImpl& net, const ImageCache& train, const ImageCache* v
       continue;
     }
     if (phase.name == "fine-tune") {
-      const auto bb = net.backbone();
-      net.set_backbone_trainable_blocks(options.fine_tune_last, bb->bn_inference() || bb->trainable_blocks() == 0);
+      unfreeze_for_fine_tuning();
       log::infof("fine-tuning: unfroze the last {} blocks of {} ({} trainable parameters), learning rate {}",
-                 options.fine_tune_last, bb->arch(), net.count_trainable(), phase.lr);
+                 options.fine_tune_last, net.backbone()->arch(), net.count_trainable(), phase.lr);
     }
     if (restore_pending) {
       // After the phase's freezing, so parameters and batch-norm modes match the checkpoint's.
@@ -289,7 +298,11 @@ FitResult fit(nn::NetworkImpl& net, const ImageCache& train, const ImageCache* v
                                 {"best", best.state()},
                                 {"early_stopping", early.state()},
                                 {"reduce_lr", plateau.state()},
-                                {"loss_scaler", scaler.state()}};
+                                {"loss_scaler", scaler.state()},
+                                {"collapse",
+                                 {{"one_class_since", one_class_since},
+                                  {"collapsed_epoch", result.collapsed_epoch},
+                                  {"warnings", result.warnings}}}};
         write_checkpoint(ctx.run_dir / run_files::kCheckpoint, net, *optimizer,
                          CheckpointInfo{epoch, phase.name, result.history, state});
         update_run_json(ctx.run_dir, {{"status", "running"}, {"epochs_completed", epoch}});
@@ -309,6 +322,14 @@ FitResult fit(nn::NetworkImpl& net, const ImageCache& train, const ImageCache* v
     }
   }
 
+  if (restore_pending) {
+    // Every epoch had finished before the interruption (it came while the final
+    // weights were being written): the trained weights are the checkpoint's, in
+    // the last phase's set-up.
+    if (phases.back().name == "fine-tune") unfreeze_for_fine_tuning();
+    net.load_named_state(resumed->weights, /*strict=*/true);
+    restore_pending = false;
+  }
   result.best_epoch = best.best_epoch();
   result.best_value = best.best();
   if (options.keep == "best" && !best_weights.empty()) {

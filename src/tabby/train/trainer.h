@@ -34,8 +34,8 @@ struct FitResult {
   double seconds = 0;
   // Things a person should know about the run, as printed.
   std::vector<std::string> warnings;
-  // First epoch of the first streak (in this process) of epochs in which every validation image got the
-  // same class, once it lasted long enough to warn; 0: none.
+  // First epoch of the first streak of epochs in which every validation image got the
+  // same class, once it lasted long enough to warn; 0: none. Kept across --resume.
   int collapsed_epoch = 0;
   // The validation data evaluated with the weights the network holds at the end
   // (outputs kept), from the last phase's feature cache when it had one; empty
