@@ -30,7 +30,8 @@ int report_finished_run(const TrainOutcome& done, bool no_report, bool json) {
     try {
       report = write_run_report(done.run_dir).html;
     } catch (const Error& e) {
-      log::warn(std::string("could not write the report: ") + e.what(), "tabby report " + done.run_dir.string());
+      log::warn(std::string("could not write the report: ") + e.what(),
+                "write it later with `tabby report " + done.run_dir.string() + "`");
     }
   }
   if (json) {
@@ -145,7 +146,9 @@ Command add_train(CLI::App& root) {
   g = "Run";
   app->add_option("--out", f->job.out, "Run folder to write (model, weights, history, checkpoints)")->group(g);
   app->add_flag("--overwrite", f->job.overwrite, "Replace a run already in --out")->group(g);
-  app->add_option("--resume", f->resume, "Continue an interrupted run from its last checkpoint")->group(g);
+  app->add_option("--resume", f->resume,
+                  "Continue an interrupted run from its last checkpoint (a finished run: nothing to do)")
+      ->group(g);
   app->add_option("--device", f->job.device, "auto, cpu, cuda or cuda:N (default auto)")->group(g);
   app->add_option("--threads", f->job.threads, "CPU threads (default: all cores)")->group(g);
   app->add_flag("--json", f->json, "Print the results as JSON on stdout")->group(g);
