@@ -32,11 +32,7 @@ EvaluateOutcome summarize_evaluation(const EvalResult& r, const std::vector<std:
     }
   }
   out.baseline = metrics::majority_baseline(counts);
-  std::vector<int64_t> predicted(class_names.size(), 0);
-  for (int p : y_pred) {
-    if (p >= 0 && p < c) predicted[static_cast<size_t>(p)]++;
-  }
-  if (const auto only = single_predicted_class(predicted, counts)) {
+  if (const auto only = single_predicted_class(r.predicted_counts, counts); only && *only < c) {
     out.one_class = class_names[static_cast<size_t>(*only)];
   }
   out.confusion = metrics::confusion_matrix(y_true, y_pred, c);

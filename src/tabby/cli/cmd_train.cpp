@@ -15,36 +15,42 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// `train --resume` of a run that has finished: nothing to train. Writes the
-// report when it is missing (the process may have been killed while writing it).
-int report_finished_run(const TrainOutcome& done, bool no_report, bool json) {
-  const int epochs = done.summary.value("epochs_completed", 0);
-  log::infof("run {} has already finished{}: nothing to resume", done.run_dir.string(),
-             epochs > 0 ? fmt::format(" ({} epochs)", epochs) : "");
-  std::optional<fs::path> report;
-  const fs::path html = done.run_dir / run_report_files::kReport;
+// The report of a run that had already finished: the one it has, else written
+// now (the process may have been killed while writing it); nullopt if none.
+std::optional<fs::path> report_of_finished_run(const fs::path& run_dir, bool no_report) {
+  const fs::path html = run_dir / run_report_files::kReport;
   std::error_code ec;
-  if (fs::is_regular_file(html, ec)) {
-    report = html;
-  } else if (!no_report) {
-    try {
-      report = write_run_report(done.run_dir).html;
-    } catch (const Error& e) {
-      log::warn(std::string("could not write the report: ") + e.what(),
-                "write it later with `tabby report " + done.run_dir.string() + "`");
-    }
+  if (fs::is_regular_file(html, ec)) return html;
+  if (no_report) return std::nullopt;
+  try {
+    return write_run_report(run_dir).html;
+  } catch (const Error& e) {
+    log::warn(std::string("could not write the report: ") + e.what(),
+              "write it later with `tabby report " + run_dir.string() + "`");
+    return std::nullopt;
   }
+}
+
+void print_outcome(const TrainOutcome& outcome, const std::optional<fs::path>& report, bool json) {
   if (json) {
-    nlohmann::json j = done.summary;
-    j["run"] = done.run_dir.string();
+    nlohmann::json j = outcome.summary;
+    j["run"] = outcome.run_dir.string();
     if (report) j["report"] = report->string();
     print_json(j.dump(2));
-  } else {
-    std::string line = fmt::format("run: {}\n", done.run_dir.string());
-    if (report) line += fmt::format("report: {}\n", report->string());
-    std::fputs(line.c_str(), stdout);
+    return;
   }
-  return 0;
+  std::string line = fmt::format("run: {}\n", outcome.run_dir.string());
+  if (outcome.validation) {
+    line += fmt::format("validation: accuracy {:.4f}, loss {:.4f} ({} images, {} weights)\n",
+                        outcome.validation->accuracy, outcome.validation->loss, outcome.validation->count,
+                        outcome.fit.kept);
+  }
+  if (outcome.test) {
+    line += fmt::format("test: accuracy {:.4f}, loss {:.4f} ({} images)\n", outcome.test->accuracy,
+                        outcome.test->loss, outcome.test->count);
+  }
+  if (report) line += fmt::format("report: {}\n", report->string());
+  std::fputs(line.c_str(), stdout);
 }
 
 struct TrainFlags {
@@ -159,7 +165,13 @@ Command add_train(CLI::App& root) {
   Action run = [f, app]() -> int {
     TrainOutcome outcome;
     if (!f->resume.empty()) {
-      if (auto done = finished_run(f->resume)) return report_finished_run(*done, f->no_report, f->json);
+      if (auto done = finished_run(f->resume)) {
+        const int epochs = done->summary.value("epochs_completed", 0);
+        log::infof("run {} has already finished{}: nothing to resume", done->run_dir.string(),
+                   epochs > 0 ? fmt::format(" ({} epochs)", epochs) : "");
+        print_outcome(*done, report_of_finished_run(done->run_dir, f->no_report), f->json);
+        return 0;
+      }
       outcome = resume_train_job(f->resume, app->count("--device") ? f->job.device : "", f->job.threads);
     } else {
       if (f->job.model.empty()) throw UsageError("--model is required", "e.g. --model tutorial-cnn or --model mobilenet_v2");
@@ -203,27 +215,11 @@ Command add_train(CLI::App& root) {
       }
       outcome = run_train_job(f->job);
     }
-    std::optional<ReportResult> report;
-    if (!f->no_report) report = report_after_training(outcome);
-    if (f->json) {
-      nlohmann::json j = outcome.summary;
-      j["run"] = outcome.run_dir.string();
-      if (report) j["report"] = report->html.string();
-      print_json(j.dump(2));
-    } else {
-      std::string line = fmt::format("run: {}\n", outcome.run_dir.string());
-      if (outcome.validation) {
-        line += fmt::format("validation: accuracy {:.4f}, loss {:.4f} ({} images, {} weights)\n",
-                            outcome.validation->accuracy, outcome.validation->loss, outcome.validation->count,
-                            outcome.fit.kept);
-      }
-      if (outcome.test) {
-        line += fmt::format("test: accuracy {:.4f}, loss {:.4f} ({} images)\n", outcome.test->accuracy,
-                            outcome.test->loss, outcome.test->count);
-      }
-      if (report) line += fmt::format("report: {}\n", report->html.string());
-      std::fputs(line.c_str(), stdout);
+    std::optional<fs::path> report;
+    if (!f->no_report) {
+      if (auto written = report_after_training(outcome)) report = written->html;
     }
+    print_outcome(outcome, report, f->json);
     return 0;
   };
   return {app, run};

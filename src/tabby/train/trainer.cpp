@@ -103,12 +103,12 @@ FitResult fit(nn::NetworkImpl& net, const ImageCache& train, const ImageCache* v
     result.history = resumed->history;
     best.restore(resumed->state.value("best", nlohmann::json::object()));
     scaler.restore(resumed->state.value("loss_scaler", nlohmann::json::object()));
-    // The collapse detector's memory, so a run interrupted between its two epochs
-    // still warns, and a warning said before the interruption stays in run.json.
+    // Warnings said before the interruption stay in run.json, and the collapse
+    // detector's memory lets a run interrupted between its two epochs still warn.
+    result.warnings = resumed->state.value("warnings", std::vector<std::string>{});
     const auto collapse_state = resumed->state.value("collapse", nlohmann::json::object());
     one_class_since = collapse_state.value("one_class_since", 0);
     result.collapsed_epoch = collapse_state.value("collapsed_epoch", 0);
-    result.warnings = collapse_state.value("warnings", std::vector<std::string>{});
     log::infof("resuming after epoch {}/{} from {}", epochs_done, total_epochs,
                (ctx.run_dir / run_files::kCheckpoint).string());
   }
@@ -299,10 +299,9 @@ FitResult fit(nn::NetworkImpl& net, const ImageCache& train, const ImageCache* v
                                 {"early_stopping", early.state()},
                                 {"reduce_lr", plateau.state()},
                                 {"loss_scaler", scaler.state()},
+                                {"warnings", result.warnings},
                                 {"collapse",
-                                 {{"one_class_since", one_class_since},
-                                  {"collapsed_epoch", result.collapsed_epoch},
-                                  {"warnings", result.warnings}}}};
+                                 {{"one_class_since", one_class_since}, {"collapsed_epoch", result.collapsed_epoch}}}};
         write_checkpoint(ctx.run_dir / run_files::kCheckpoint, net, *optimizer,
                          CheckpointInfo{epoch, phase.name, result.history, state});
         update_run_json(ctx.run_dir, {{"status", "running"}, {"epochs_completed", epoch}});
