@@ -44,13 +44,13 @@ TEST(TrainOptions, DefaultsAreTheTutorialsAndValid) {
   TrainOptions o;
   EXPECT_EQ(o.epochs, 10);
   EXPECT_EQ(o.batch_size, 32);
-  EXPECT_EQ(o.optimizer, "adam");
+  EXPECT_EQ(o.optimizer, OptimizerKind::adam);
   EXPECT_DOUBLE_EQ(o.lr, 1e-3);
   EXPECT_DOUBLE_EQ(o.momentum, 0.0);
   EXPECT_FALSE(o.early_stopping.enabled);
   EXPECT_FALSE(o.reduce_lr.enabled);
-  EXPECT_EQ(o.keep, "last");
-  EXPECT_EQ(o.feature_cache, "auto");
+  EXPECT_EQ(o.keep, KeepWeights::last);
+  EXPECT_EQ(o.feature_cache, Toggle::automatic);
   EXPECT_FALSE(o.has_fine_tune());
   EXPECT_EQ(o.total_epochs(), 10);
   EXPECT_NO_THROW(validate(o));
@@ -80,7 +80,7 @@ crop_to_aspect = true
                     "m.toml");
   EXPECT_EQ(o.epochs, 7);
   EXPECT_EQ(o.batch_size, 16);
-  EXPECT_EQ(o.optimizer, "sgd");
+  EXPECT_EQ(o.optimizer, OptimizerKind::sgd);
   EXPECT_DOUBLE_EQ(o.lr, 0.05);
   EXPECT_DOUBLE_EQ(o.momentum, 0.9);
   EXPECT_DOUBLE_EQ(o.weight_decay, 0.0005);
@@ -88,11 +88,11 @@ crop_to_aspect = true
   EXPECT_EQ(o.fine_tune_last, 3);
   EXPECT_EQ(o.fine_tune_epochs, 4);
   EXPECT_DOUBLE_EQ(o.fine_tune_lr, 2e-5);
-  EXPECT_EQ(o.keep, "best");
-  EXPECT_EQ(o.best_monitor, "val_loss");
-  EXPECT_EQ(o.feature_cache, "off");
+  EXPECT_EQ(o.keep, KeepWeights::best);
+  EXPECT_EQ(o.best_monitor, Monitor::val_loss);
+  EXPECT_EQ(o.feature_cache, Toggle::off);
   EXPECT_EQ(o.threads, 2);
-  EXPECT_EQ(o.channels_last, "on");
+  EXPECT_EQ(o.channels_last, Toggle::on);
   EXPECT_TRUE(o.has_fine_tune());
   EXPECT_EQ(o.total_epochs(), 11);
   EXPECT_NO_THROW(validate(o));
@@ -115,7 +115,7 @@ TEST(TrainOptions, EarlyStoppingAndReduceLrTakeABoolOrATable) {
   TrainOptions o;
   apply_train_table(o, toml("early_stopping = true\nreduce_lr = true\n"), "m.toml");
   EXPECT_TRUE(o.early_stopping.enabled);
-  EXPECT_EQ(o.early_stopping.monitor, "val_loss");
+  EXPECT_EQ(o.early_stopping.monitor, Monitor::val_loss);
   EXPECT_EQ(o.early_stopping.patience, 3);
   EXPECT_TRUE(o.early_stopping.restore_best_weights);
   EXPECT_TRUE(o.reduce_lr.enabled);
@@ -142,12 +142,12 @@ min_delta = 0.001
                     "m.toml");
   // A table switches the callback on.
   EXPECT_TRUE(t.early_stopping.enabled);
-  EXPECT_EQ(t.early_stopping.monitor, "val_accuracy");
+  EXPECT_EQ(t.early_stopping.monitor, Monitor::val_accuracy);
   EXPECT_EQ(t.early_stopping.patience, 5);
   EXPECT_DOUBLE_EQ(t.early_stopping.min_delta, 0.01);
   EXPECT_FALSE(t.early_stopping.restore_best_weights);
   EXPECT_TRUE(t.reduce_lr.enabled);
-  EXPECT_EQ(t.reduce_lr.monitor, "loss");
+  EXPECT_EQ(t.reduce_lr.monitor, Monitor::loss);
   EXPECT_DOUBLE_EQ(t.reduce_lr.factor, 0.5);
   EXPECT_EQ(t.reduce_lr.patience, 1);
   EXPECT_DOUBLE_EQ(t.reduce_lr.min_lr, 1e-6);
@@ -204,8 +204,6 @@ TEST(TrainOptions, ValidateChecksEveryRange) {
   EXPECT_NE(validate_error([](TrainOptions& o) { o.epochs = 0; }).find("--epochs"), std::string::npos);
   EXPECT_NE(validate_error([](TrainOptions& o) { o.batch_size = 0; }).find("--batch-size"), std::string::npos);
   EXPECT_NE(validate_error([](TrainOptions& o) { o.batch_size = 70000; }).find("--batch-size"), std::string::npos);
-  EXPECT_NE(validate_error([](TrainOptions& o) { o.optimizer = "rmsprop"; }).find("unknown optimizer"),
-            std::string::npos);
   EXPECT_NE(validate_error([](TrainOptions& o) { o.lr = 0; }).find("--lr"), std::string::npos);
   EXPECT_NE(validate_error([](TrainOptions& o) { o.lr = -0.1; }).find("--lr"), std::string::npos);
   EXPECT_NE(validate_error([](TrainOptions& o) { o.lr = 11; }).find("--lr"), std::string::npos);
@@ -221,60 +219,92 @@ TEST(TrainOptions, ValidateChecksEveryRange) {
               o.fine_tune_lr = 0;
             }).find("--fine-tune-lr"),
             std::string::npos);
-  EXPECT_NE(validate_error([](TrainOptions& o) { o.early_stopping.monitor = "val_acc"; }).find("'val_acc'"),
-            std::string::npos);
-  EXPECT_NE(validate_error([](TrainOptions& o) { o.reduce_lr.monitor = "auc"; }).find("'auc'"), std::string::npos);
-  EXPECT_NE(validate_error([](TrainOptions& o) { o.best_monitor = "f1"; }).find("'f1'"), std::string::npos);
   EXPECT_NE(validate_error([](TrainOptions& o) { o.early_stopping.patience = -1; }).find("patience"),
             std::string::npos);
   EXPECT_NE(validate_error([](TrainOptions& o) { o.reduce_lr.patience = -1; }).find("patience"), std::string::npos);
   EXPECT_NE(validate_error([](TrainOptions& o) { o.reduce_lr.factor = 1.0; }).find("factor"), std::string::npos);
   EXPECT_NE(validate_error([](TrainOptions& o) { o.reduce_lr.factor = 0.0; }).find("factor"), std::string::npos);
-  EXPECT_NE(validate_error([](TrainOptions& o) { o.keep = "first"; }).find("--keep"), std::string::npos);
-  EXPECT_NE(validate_error([](TrainOptions& o) { o.feature_cache = "maybe"; }).find("--feature-cache"),
-            std::string::npos);
-  EXPECT_NE(validate_error([](TrainOptions& o) { o.channels_last = "yes"; }).find("--channels-last"),
-            std::string::npos);
   // Boundaries that are fine.
   EXPECT_EQ(validate_error([](TrainOptions& o) {
               o.epochs = 1;
               o.batch_size = 1;
-              o.optimizer = "adamw";
+              o.optimizer = OptimizerKind::adamw;
               o.momentum = 0.99;
               o.fine_tune_epochs = 1;
               o.fine_tune_last = -1;
-              o.early_stopping.monitor = "accuracy";
-              o.reduce_lr.monitor = "val_accuracy";
-              o.best_monitor = "loss";
+              o.early_stopping.monitor = Monitor::accuracy;
+              o.reduce_lr.monitor = Monitor::val_accuracy;
+              o.best_monitor = Monitor::loss;
               o.early_stopping.patience = 0;
             }),
             "");
 }
 
+// Words with a closed set of values are parsed once, where a table is applied:
+// an unknown one is a UsageError that names the flag and the choices.
+TEST(TrainOptions, UnknownWordsAreRefusedWhenApplied) {
+  struct Case {
+    json table;
+    std::string expected, hint;
+  };
+  const std::vector<Case> cases = {
+      {{{"optimizer", "rmsprop"}}, "--optimizer rmsprop: unknown optimizer", "adam, adamw or sgd"},
+      {{{"keep", "first"}}, "--keep must be last or best", ""},
+      {{{"feature_cache", "maybe"}}, "--feature-cache must be auto, on or off", ""},
+      {{{"channels_last", "yes"}}, "--channels-last must be auto, on or off", ""},
+      {{{"precision", "fp8"}}, "--precision fp8: unknown precision", "auto, fp32, bf16 or fp16"},
+      {{{"best_monitor", "f1"}}, "unknown monitor 'f1'", "val_loss, val_accuracy, loss or accuracy"},
+      {{{"early_stopping", {{"monitor", "val_acc"}}}}, "unknown monitor 'val_acc'", "val_loss"},
+      {{{"reduce_lr", {{"monitor", "auc"}}}}, "unknown monitor 'auc'", "val_loss"},
+  };
+  for (const auto& c : cases) {
+    TrainOptions o;
+    try {
+      apply_train_table(o, c.table, "command line");
+      ADD_FAILURE() << c.table.dump() << " was accepted";
+    } catch (const UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find(c.expected), std::string::npos) << e.what();
+      EXPECT_NE(e.hint().find(c.hint), std::string::npos) << e.hint();
+    }
+  }
+  // Every word each enum knows goes through its name and back.
+  for (const auto& [value, name] : EnumNames<OptimizerKind>::table) EXPECT_EQ(enum_from_name<OptimizerKind>(name), value);
+  for (const auto& [value, name] : EnumNames<Monitor>::table) EXPECT_EQ(enum_from_name<Monitor>(name), value);
+  for (const auto& [value, name] : EnumNames<Toggle>::table) EXPECT_EQ(enum_from_name<Toggle>(name), value);
+  for (const auto& [value, name] : EnumNames<PrecisionChoice>::table) {
+    EXPECT_EQ(enum_from_name<PrecisionChoice>(name), value);
+  }
+  EXPECT_EQ(enum_choices<KeepWeights>(), "last or best");
+  EXPECT_FALSE(enum_from_name<Toggle>("automatic").has_value());
+}
+
 TEST(TrainOptions, WeightDecayDefaultsPerOptimizer) {
   TrainOptions o;
   EXPECT_DOUBLE_EQ(o.effective_weight_decay(), 0.0);
-  o.optimizer = "adamw";
+  o.optimizer = OptimizerKind::adamw;
   EXPECT_DOUBLE_EQ(o.effective_weight_decay(), 0.01);  // PyTorch's and Keras' AdamW default
   o.weight_decay = 0.0;
   EXPECT_DOUBLE_EQ(o.effective_weight_decay(), 0.0);
-  o.optimizer = "sgd";
+  o.optimizer = OptimizerKind::sgd;
   o.weight_decay = 0.003;
   EXPECT_DOUBLE_EQ(o.effective_weight_decay(), 0.003);
 }
 
 TEST(TrainOptions, MonitorsKnowWhichWayIsBetter) {
-  EXPECT_TRUE(monitor_higher_is_better("val_accuracy"));
-  EXPECT_TRUE(monitor_higher_is_better("accuracy"));
-  EXPECT_FALSE(monitor_higher_is_better("val_loss"));
-  EXPECT_FALSE(monitor_higher_is_better("loss"));
+  EXPECT_TRUE(monitor_higher_is_better(Monitor::val_accuracy));
+  EXPECT_TRUE(monitor_higher_is_better(Monitor::accuracy));
+  EXPECT_FALSE(monitor_higher_is_better(Monitor::val_loss));
+  EXPECT_FALSE(monitor_higher_is_better(Monitor::loss));
+  EXPECT_EQ(without_validation(Monitor::val_accuracy), Monitor::accuracy);
+  EXPECT_EQ(without_validation(Monitor::val_loss), Monitor::loss);
+  EXPECT_EQ(without_validation(Monitor::loss), Monitor::loss);
 }
 
 TEST(TrainOptions, JsonRecordGivesBackTheSameOptions) {
   TrainOptions o;
   o.epochs = 12;
   o.batch_size = 8;
-  o.optimizer = "adamw";
+  o.optimizer = OptimizerKind::adamw;
   o.lr = 3e-4;
   o.momentum = 0.5;
   o.weight_decay = 0.02;
@@ -282,12 +312,13 @@ TEST(TrainOptions, JsonRecordGivesBackTheSameOptions) {
   o.fine_tune_last = 2;
   o.fine_tune_epochs = 3;
   o.fine_tune_lr = 1e-6;
-  o.early_stopping = {true, "val_accuracy", 4, 0.002, false};
-  o.reduce_lr = {true, "loss", 0.3, 5, 1e-7, 0.01};
-  o.keep = "best";
-  o.best_monitor = "val_loss";
-  o.feature_cache = "on";
-  o.channels_last = "off";
+  o.early_stopping = {true, Monitor::val_accuracy, 4, 0.002, false};
+  o.reduce_lr = {true, Monitor::loss, 0.3, 5, 1e-7, 0.01};
+  o.keep = KeepWeights::best;
+  o.best_monitor = Monitor::val_loss;
+  o.feature_cache = Toggle::on;
+  o.channels_last = Toggle::off;
+  o.precision = PrecisionChoice::bf16;
   o.threads = 3;
 
   const json j = to_json(o);
@@ -306,20 +337,21 @@ TEST(TrainOptions, JsonRecordGivesBackTheSameOptions) {
   EXPECT_EQ(back.fine_tune_epochs, 3);
   EXPECT_DOUBLE_EQ(back.fine_tune_lr, 1e-6);
   EXPECT_TRUE(back.early_stopping.enabled);
-  EXPECT_EQ(back.early_stopping.monitor, "val_accuracy");
+  EXPECT_EQ(back.early_stopping.monitor, Monitor::val_accuracy);
   EXPECT_EQ(back.early_stopping.patience, 4);
   EXPECT_DOUBLE_EQ(back.early_stopping.min_delta, 0.002);
   EXPECT_FALSE(back.early_stopping.restore_best_weights);
   EXPECT_TRUE(back.reduce_lr.enabled);
-  EXPECT_EQ(back.reduce_lr.monitor, "loss");
+  EXPECT_EQ(back.reduce_lr.monitor, Monitor::loss);
   EXPECT_DOUBLE_EQ(back.reduce_lr.factor, 0.3);
   EXPECT_EQ(back.reduce_lr.patience, 5);
   EXPECT_DOUBLE_EQ(back.reduce_lr.min_lr, 1e-7);
   EXPECT_DOUBLE_EQ(back.reduce_lr.min_delta, 0.01);
-  EXPECT_EQ(back.keep, "best");
-  EXPECT_EQ(back.best_monitor, "val_loss");
-  EXPECT_EQ(back.feature_cache, "on");
-  EXPECT_EQ(back.channels_last, "off");
+  EXPECT_EQ(back.keep, KeepWeights::best);
+  EXPECT_EQ(back.best_monitor, Monitor::val_loss);
+  EXPECT_EQ(back.feature_cache, Toggle::on);
+  EXPECT_EQ(back.channels_last, Toggle::off);
+  EXPECT_EQ(back.precision, PrecisionChoice::bf16);
   EXPECT_EQ(back.threads, 3);
   EXPECT_EQ(to_json(back), j);
 

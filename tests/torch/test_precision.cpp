@@ -24,13 +24,12 @@ namespace fs = std::filesystem;
 
 TEST(Precision, AutoIsFp32OnTheCpuAndFp16NeedsCuda) {
   const torch::Device cpu(torch::kCPU);
-  EXPECT_EQ(resolve_precision("auto", cpu), Precision::fp32);
-  EXPECT_EQ(resolve_precision("fp32", cpu), Precision::fp32);
-  EXPECT_EQ(resolve_precision("bf16", cpu), Precision::bf16);
-  EXPECT_THROW(resolve_precision("fp16", cpu), UsageError);
-  EXPECT_THROW(resolve_precision("fp64", cpu), UsageError);
-  EXPECT_EQ(resolve_precision("auto", torch::Device(torch::kCUDA, 0)), Precision::bf16);
-  EXPECT_EQ(resolve_precision("fp16", torch::Device(torch::kCUDA, 0)), Precision::fp16);
+  EXPECT_EQ(resolve_precision(PrecisionChoice::automatic, cpu), Precision::fp32);
+  EXPECT_EQ(resolve_precision(PrecisionChoice::fp32, cpu), Precision::fp32);
+  EXPECT_EQ(resolve_precision(PrecisionChoice::bf16, cpu), Precision::bf16);
+  EXPECT_THROW(resolve_precision(PrecisionChoice::fp16, cpu), UsageError);
+  EXPECT_EQ(resolve_precision(PrecisionChoice::automatic, torch::Device(torch::kCUDA, 0)), Precision::bf16);
+  EXPECT_EQ(resolve_precision(PrecisionChoice::fp16, torch::Device(torch::kCUDA, 0)), Precision::fp16);
 }
 
 TEST(Precision, Bf16ScopeCastsMatmulsAndRestoresOnLeaving) {

@@ -128,26 +128,4 @@ ResolvedData resolve_data(const DataArgs& a) {
   return r;
 }
 
-nlohmann::json data_args_to_json(const DataArgs& a) {
-  return {{"data", a.data},   {"split", a.split},           {"val", a.val},
-          {"val_split", a.val_split}, {"validation_split", a.validation_split}, {"test", a.test},
-          {"test_split", a.test_split}, {"test_fraction", a.test_fraction}, {"stratify", a.stratify},
-          {"seed", a.seed}};
-}
-
-DataArgs data_args_from_json(const nlohmann::json& j) {
-  DataArgs a;
-  a.data = j.value("data", std::string());
-  a.split = j.value("split", std::string());
-  a.val = j.value("val", std::string());
-  a.val_split = j.value("val_split", std::string());
-  a.validation_split = j.value("validation_split", 0.0);
-  a.test = j.value("test", std::string());
-  a.test_split = j.value("test_split", std::string());
-  a.test_fraction = j.value("test_fraction", 0.0);
-  a.stratify = j.value("stratify", false);
-  a.seed = j.value("seed", uint64_t{1337});
-  return a;
-}
-
 }  // namespace tabby

@@ -14,24 +14,10 @@
 #include <string>
 #include <vector>
 
+#include "tabby/dataset/data_args.h"
 #include "tabby/dataset/dataset.h"
 
 namespace tabby {
-
-struct DataArgs {
-  std::string data;
-  std::string split;
-  std::string val;
-  std::string val_split;
-  double validation_split = 0;
-  std::string test;
-  std::string test_split;
-  double test_fraction = 0;
-  bool stratify = false;
-  uint64_t seed = 1337;
-  // Restrict/order classes (a run's classes when evaluating).
-  std::optional<std::vector<std::string>> class_names;
-};
 
 struct ResolvedData {
   Dataset train;
@@ -41,10 +27,6 @@ struct ResolvedData {
 };
 
 ResolvedData resolve_data(const DataArgs& args);
-
-// The data arguments as a run's run.json stores them, and back (class names aside).
-nlohmann::json data_args_to_json(const DataArgs& args);
-DataArgs data_args_from_json(const nlohmann::json& j);
 
 // One dataset from a folder, CSV file or ROOT+split, with optional class list.
 Dataset load_dataset(const std::string& path, const std::string& split,

@@ -112,17 +112,14 @@ EvaluateOutcome run_evaluate_job(const EvaluateJob& job) {
   configure_threads(job.threads);
   const torch::Device device = resolve_device(job.device);
   LoadedRun run = load_run(job.run, device, job.weights);
-  Dataset data = load_dataset(job.data, job.split, run.config.class_names);
-  ImageCacheOptions o;
-  o.height = run.config.height;
-  o.width = run.config.width;
-  o.crop_to_aspect = run.config.crop_to_aspect;
-  o.what = "evaluation images";
-  ImageCache cache = build_image_cache(data, o);
-  const int64_t batch = job.batch_size > 0 ? job.batch_size : run.config.train.batch_size;
-  BatchLoader loader(cache.images, cache.labels, LoaderOptions{batch, false, 0, device, 2, false});
+  const RunSettings& s = run.settings();
+  Dataset data = load_dataset(job.data, job.split, s.class_names);
+  ImageCache cache =
+      build_image_cache(data, ImageCacheOptions::model_input(s.height, s.width, s.crop_to_aspect, "evaluation images"));
+  const int64_t batch = job.batch_size > 0 ? job.batch_size : s.train.batch_size;
+  BatchLoader loader(cache.images, cache.labels, LoaderOptions::in_order(batch, device));
   EvalResult r = evaluate_network(*run.net, loader, 0, /*keep_outputs=*/true);
-  EvaluateOutcome out = summarize_evaluation(r, run.config.class_names, cache.paths, job.top_losses);
+  EvaluateOutcome out = summarize_evaluation(r, s.class_names, cache.paths, job.top_losses);
   out.skipped = cache.skipped;
   out.data_source = data.source;
   return out;

@@ -11,7 +11,8 @@
 
 #include "tabby/api/report_job.h"
 #include "tabby/api/train_job.h"
-#include "tabby/train/history.h"
+#include "tabby/report/number_format.h"
+#include "tabby/run/history.h"
 #include "tabby/train/run.h"
 #include "tabby/util/error.h"
 #include "tabby/util/fs.h"
@@ -23,6 +24,7 @@ namespace tabby {
 namespace {
 
 using nlohmann::json;
+using report::thousands;
 
 enum class Action { train, resume, keep, retrain, not_selected };
 
@@ -76,7 +78,7 @@ std::vector<Plan> plan_models(const ExperimentSpec& spec, const ExperimentJob& j
     } else if (is_run_dir(p.run_dir)) {
       const auto stored = stored_fingerprint(p.run_dir);
       const bool same = stored && *stored == p.fingerprint;
-      const bool finished = read_run_json(p.run_dir).value("status", std::string()) == "finished";
+      const bool finished = read_run_record(p.run_dir).finished();
       if (same) {
         p.action = finished ? Action::keep : Action::resume;
       } else if (job.retrain) {
@@ -149,16 +151,6 @@ void write_comparison_files(const fs::path& out, const std::vector<ComparisonRow
 
 std::string metric_cell(double v) { return v < 0 ? "-" : fmt::format("{:.4f}", v); }
 
-// 1234567 -> "1,234,567"
-std::string thousands(int64_t v) {
-  std::string digits = std::to_string(v), out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
-
 std::string csv_field(const std::string& s) {
   if (s.find_first_of(",\"\n") == std::string::npos) return s;
   std::string out = "\"";
@@ -172,6 +164,22 @@ json metric_json(double v) { return v < 0 ? json(nullptr) : json(v); }
 std::string status_text(const ComparisonRow& r) {
   if (r.collapsed_at_epoch <= 0) return r.status;
   return fmt::format("{}; one class for every validation image from epoch {}", r.status, r.collapsed_at_epoch);
+}
+
+// Epochs, best validation accuracy and the summed epoch time from history.csv.
+void add_history(ComparisonRow& row, const fs::path& run_dir) {
+  const fs::path file = run_dir / run_files::kHistory;
+  std::error_code ec;
+  if (!fs::is_regular_file(file, ec)) return;
+  const std::vector<EpochRecord> history = history_from_csv(read_file(file), file.string());
+  row.epochs = static_cast<int>(history.size());
+  for (const auto& r : history) {
+    row.train_seconds += r.seconds;
+    if (std::isfinite(r.val_accuracy) && r.val_accuracy > row.best_val_accuracy) {
+      row.best_val_accuracy = r.val_accuracy;
+      row.best_val_epoch = r.epoch;
+    }
+  }
 }
 
 }  // namespace
@@ -206,39 +214,27 @@ ComparisonRow comparison_row(const fs::path& run_dir, const std::string& name, c
     row.status = "not run";
     return row;
   }
-  const json run = read_run_json(run_dir);
-  const std::string status = run.value("status", std::string("created"));
-  row.status = status == "finished" ? "finished" : status == "failed" ? "failed" : "running (interrupted)";
-  row.error = run.value("error", std::string());
-  row.collapsed_at_epoch = run.value("results", json::object()).value("collapsed_at_epoch", 0);
-  std::vector<EpochRecord> history;
-  std::error_code ec;
-  if (fs::is_regular_file(run_dir / run_files::kHistory, ec)) {
-    history = history_from_csv(read_file(run_dir / run_files::kHistory), (run_dir / run_files::kHistory).string());
-  }
-  row.epochs = static_cast<int>(history.size());
-  double epoch_seconds = 0;
-  for (const auto& r : history) {
-    epoch_seconds += r.seconds;
-    if (std::isfinite(r.val_accuracy) && r.val_accuracy > row.best_val_accuracy) {
-      row.best_val_accuracy = r.val_accuracy;
-      row.best_val_epoch = r.epoch;
-    }
-  }
-  const json results = run.value("results", json::object());
-  const json params = results.value("params", json::object());
-  row.params = params.value("total", int64_t{0});
-  row.trainable_params = params.value("trainable", int64_t{0});
-  row.fine_tune_trainable_params = params.value("trainable_fine_tune", int64_t{0});
+  const RunRecord run = read_run_record(run_dir);
+  row.status = run.status == RunStatus::finished ? "finished"
+               : run.status == RunStatus::failed ? "failed"
+                                                 : "running (interrupted)";
+  row.error = run.error;
+  add_history(row, run_dir);
+  if (!run.results) return row;
+  const RunResults& results = *run.results;
+  row.collapsed_at_epoch = results.collapsed_at_epoch;
+  row.params = results.params.total;
+  row.trainable_params = results.params.trainable;
+  row.fine_tune_trainable_params = results.params.trainable_fine_tune;
   // A resumed run's results time only its last process; the epochs add up all.
-  row.train_seconds = std::max(results.value("train_seconds", 0.0), epoch_seconds);
-  if (results.contains("validation")) {
-    row.val_accuracy = results["validation"].value("accuracy", -1.0);
-    row.val_loss = results["validation"].value("loss", -1.0);
+  row.train_seconds = std::max(results.train_seconds, row.train_seconds);
+  if (results.validation) {
+    row.val_accuracy = results.validation->accuracy;
+    row.val_loss = results.validation->loss;
   }
-  if (results.contains("test")) {
-    row.test_accuracy = results["test"].value("accuracy", -1.0);
-    row.test_loss = results["test"].value("loss", -1.0);
+  if (results.test) {
+    row.test_accuracy = results.test->accuracy;
+    row.test_loss = results.test->loss;
   }
   return row;
 }
@@ -340,6 +336,54 @@ json comparison_json(const std::vector<ComparisonRow>& rows) {
   return out;
 }
 
+namespace {
+
+// Trains, resumes or keeps one model of the experiment; its failure is counted, not thrown.
+void run_model(const ExperimentSpec& spec, const Plan& p, const ExperimentJob& job, const std::string& title,
+               ExperimentOutcome& outcome) {
+  if (p.action == Action::not_selected) return;
+  if (p.action == Action::keep) {
+    log::infof("{}: finished earlier with the same settings, kept", title);
+    outcome.skipped++;
+    return;
+  }
+  log::infof("{} {}", p.action == Action::resume ? "resuming" : "training", title);
+  try {
+    ensure_directory(p.run_dir);
+    TrainOutcome trained;
+    if (p.action == Action::resume) {
+      trained = resume_train_job(p.run_dir, job.device, job.threads);
+      outcome.resumed++;
+    } else {
+      const TrainJob t = train_job_for(spec, p, job);
+      write_file_atomic(p.run_dir / experiment_files::kModelFingerprint, p.fingerprint.dump(2) + "\n");
+      trained = run_train_job(t);
+      outcome.trained++;
+    }
+    if (auto report = report_after_training(trained)) log::infof("report: {}", report->html.string());
+  } catch (const c10::Error& e) {
+    const std::string msg = e.what_without_backtrace();
+    log::warnf("{} failed: LibTorch: {}", title, msg.substr(0, msg.find('\n')));
+    outcome.failed++;
+  } catch (const std::exception& e) {
+    log::warnf("{} failed: {}", title, e.what());
+    outcome.failed++;
+  }
+}
+
+void write_report_of(ExperimentOutcome& outcome, const ExperimentJob& job) {
+  try {
+    ReportOptions options;
+    options.device = job.device;
+    options.threads = job.threads;
+    outcome.report = write_experiment_report(outcome.dir, options).html;
+  } catch (const std::exception& e) {
+    log::warnf("the experiment report could not be written: {}", e.what());
+  }
+}
+
+}  // namespace
+
 ExperimentOutcome run_experiment(const ExperimentJob& job) {
   const ExperimentSpec spec = load_experiment_file(job.file);
   const fs::path out = !job.out.empty() ? job.out : !spec.out.empty() ? fs::path(spec.out) : fs::path("runs") / spec.name;
@@ -353,52 +397,14 @@ ExperimentOutcome run_experiment(const ExperimentJob& job) {
   ExperimentOutcome outcome;
   outcome.dir = out;
   outcome.name = spec.name;
-  const size_t total = plans.size();
-  for (size_t k = 0; k < total; ++k) {
+  for (size_t k = 0; k < plans.size(); ++k) {
     const Plan& p = plans[k];
-    const std::string title = fmt::format("model {}/{}: {} ({})", k + 1, total, p.model.name, p.model.model);
-    if (p.action == Action::not_selected) continue;
-    if (p.action == Action::keep) {
-      log::infof("{}: finished earlier with the same settings, kept", title);
-      outcome.skipped++;
-      continue;
-    }
-    log::infof("{} {}", p.action == Action::resume ? "resuming" : "training", title);
-    try {
-      ensure_directory(p.run_dir);
-      TrainOutcome trained;
-      if (p.action == Action::resume) {
-        trained = resume_train_job(p.run_dir, job.device, job.threads);
-        outcome.resumed++;
-      } else {
-        const TrainJob t = train_job_for(spec, p, job);
-        write_file_atomic(p.run_dir / experiment_files::kModelFingerprint, p.fingerprint.dump(2) + "\n");
-        trained = run_train_job(t);
-        outcome.trained++;
-      }
-      if (auto report = report_after_training(trained)) log::infof("report: {}", report->html.string());
-    } catch (const c10::Error& e) {
-      const std::string msg = e.what_without_backtrace();
-      log::warnf("{} failed: LibTorch: {}", title, msg.substr(0, msg.find('\n')));
-      outcome.failed++;
-    } catch (const std::exception& e) {
-      log::warnf("{} failed: {}", title, e.what());
-      outcome.failed++;
-    }
+    run_model(spec, p, job, fmt::format("model {}/{}: {} ({})", k + 1, plans.size(), p.model.name, p.model.model),
+              outcome);
   }
-
   outcome.rows = read_comparison(out);
   write_comparison_files(out, outcome.rows);
-  if (job.report) {
-    try {
-      ReportOptions options;
-      options.device = job.device;
-      options.threads = job.threads;
-      outcome.report = write_experiment_report(out, options).html;
-    } catch (const std::exception& e) {
-      log::warnf("the experiment report could not be written: {}", e.what());
-    }
-  }
+  if (job.report) write_report_of(outcome, job);
   return outcome;
 }
 

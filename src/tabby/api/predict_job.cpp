@@ -6,6 +6,7 @@
 
 #include "tabby/api/train_job.h"
 #include "tabby/config/model_spec.h"
+#include "tabby/dataset/image_files.h"
 #include "tabby/image/resize.h"
 #include "tabby/nn/network.h"
 #include "tabby/train/device.h"
@@ -17,13 +18,6 @@
 namespace tabby {
 
 namespace {
-
-const std::vector<std::string> kImageExtensions = {".jpg", ".jpeg", ".png", ".bmp", ".gif"};
-
-bool has_image_extension(const fs::path& p) {
-  const std::string ext = lower_extension(p);
-  return std::find(kImageExtensions.begin(), kImageExtensions.end(), ext) != kImageExtensions.end();
-}
 
 std::vector<std::string> read_lines(const fs::path& file) {
   std::vector<std::string> lines;
@@ -68,7 +62,7 @@ std::vector<fs::path> collect_image_files(const std::vector<std::string>& inputs
         if (it->is_regular_file(ec) && has_image_extension(it->path())) found.push_back(it->path());
       }
       std::sort(found.begin(), found.end());
-      if (found.empty()) throw UsageError("'" + in + "' holds no image files (.jpg .jpeg .png .bmp .gif)");
+      if (found.empty()) throw UsageError("'" + in + "' holds no image files (" + image_extensions_text() + ")");
       files.insert(files.end(), found.begin(), found.end());
     } else if (fs::exists(p, ec)) {
       files.push_back(p);
@@ -94,10 +88,10 @@ std::vector<Prediction> run_predict_job(const PredictJob& job) {
   if (!job.run.empty()) {
     LoadedRun run = load_run(job.run, device);
     net = run.net;
-    classes = run.config.class_names;
-    height = run.config.height;
-    width = run.config.width;
-    crop = run.config.crop_to_aspect;
+    classes = run.settings().class_names;
+    height = run.settings().height;
+    width = run.settings().width;
+    crop = run.settings().crop_to_aspect;
   } else {
     if (job.model.empty()) throw UsageError("give a run folder, or --model NAME for a pretrained model");
     ModelSpec spec = resolve_model(job.model);

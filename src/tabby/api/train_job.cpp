@@ -22,7 +22,6 @@ namespace {
 
 constexpr uint64_t kInitSeedPurpose = 0x494e4954;  // "INIT"
 
-
 // Applies --weights / --freeze-backbone / --include-top to the Backbone layer.
 void apply_backbone_overrides(ModelSpec& spec, const TrainJob& job) {
   if (!job.weights && !job.freeze_backbone && !job.include_top) return;
@@ -57,106 +56,126 @@ std::string class_counts_text(const std::vector<std::string>& names, const std::
   return out;
 }
 
-nlohmann::json eval_json(const EvalResult& r) {
-  return {{"loss", r.loss}, {"accuracy", r.accuracy}, {"num_images", r.count}};
-}
+EvalSummary summary_of(const EvalResult& r) { return {r.loss, r.accuracy, r.count}; }
 
 struct Prepared {
-  RunConfig config;
+  ModelSpec model;
+  RunSettings settings;
   ResolvedData data;
   torch::Device device = torch::kCPU;
 };
 
-ImageCache cache_for(const Dataset& d, const RunConfig& c, const std::string& what) {
-  ImageCacheOptions o;
-  o.height = c.height;
-  o.width = c.width;
-  o.crop_to_aspect = c.crop_to_aspect;
-  o.what = what;
-  return build_image_cache(d, o);
+// The decoded splits of a run.
+struct DecodedSplits {
+  ImageCache train;
+  std::optional<ImageCache> validation, test;
+
+  DecodedData summary() const {
+    DecodedData d;
+    d.train_images = train.size();
+    d.validation_images = validation ? validation->size() : 0;
+    d.test_images = test ? test->size() : 0;
+    d.train_class_counts = train.class_counts();
+    d.skipped_files["train"] = static_cast<int64_t>(train.skipped.size());
+    if (validation) d.skipped_files["validation"] = static_cast<int64_t>(validation->skipped.size());
+    if (test) d.skipped_files["test"] = static_cast<int64_t>(test->skipped.size());
+    d.decode_seconds = train.seconds + (validation ? validation->seconds : 0) + (test ? test->seconds : 0);
+    return d;
+  }
+};
+
+ImageCache decode_split(const Dataset& d, const RunSettings& s, const std::string& what) {
+  return build_image_cache(d, ImageCacheOptions::model_input(s.height, s.width, s.crop_to_aspect, what));
+}
+
+DecodedSplits decode_splits(const Prepared& p) {
+  DecodedSplits splits{decode_split(p.data.train, p.settings, "training images"), std::nullopt, std::nullopt};
+  if (p.data.validation) splits.validation = decode_split(*p.data.validation, p.settings, "validation images");
+  if (p.data.test) splits.test = decode_split(*p.data.test, p.settings, "test images");
+  const DecodedData d = splits.summary();
+  const int64_t decoded = d.train_images + d.validation_images + d.test_images;
+  log::infof("decoded and resized {} images to {}x{} in {} ({:.0f} images/s)", decoded, p.settings.width,
+             p.settings.height, format_duration(d.decode_seconds), decoded / std::max(d.decode_seconds, 1e-9));
+  if (!splits.validation) log::info("no validation data: val_* metrics are not computed (use --val or --validation-split)");
+  return splits;
+}
+
+// The network to train: initial weights from the seed, pretrained ones unless resuming.
+nn::Network build_network(const Prepared& p, bool resume) {
+  const RunSettings& s = p.settings;
+  torch::manual_seed(derive_seed(s.train.seed, {kInitSeedPurpose}));
+  nn::Network net(p.model, static_cast<int64_t>(s.class_names.size()), s.height, s.width);
+  if (!resume) net->load_pretrained_weights();
+  net->to(p.device);
+  net->set_channels_last(s.train.uses_channels_last());
+  return net;
+}
+
+RunResults results_of(const FitResult& fit, const TrainOptions& o, const nn::ModelSummary& before,
+                      const nn::ModelSummary& after) {
+  RunResults r;
+  r.epochs_completed = static_cast<int>(fit.history.size());
+  r.stopped_early = fit.stopped_early;
+  r.kept_weights = fit.kept;
+  r.best_epoch = fit.best_epoch;
+  r.best_monitor = o.best_monitor;
+  r.best_value = fit.best_value;
+  r.feature_cache = fit.feature_cache_used;
+  r.train_seconds = fit.seconds;
+  r.params = {before.total, before.trainable, 0};
+  // A fine-tuning phase unfreezes part of the backbone: record what it trained too.
+  if (after.trainable != before.trainable) r.params.trainable_fine_tune = after.trainable;
+  r.warnings = fit.warnings;
+  r.collapsed_at_epoch = fit.collapsed_epoch;
+  return r;
+}
+
+EvalResult evaluate_split(nn::NetworkImpl& net, const ImageCache& cache, const Prepared& p) {
+  BatchLoader loader(cache.images, cache.labels, LoaderOptions::in_order(p.settings.train.batch_size, p.device));
+  return evaluate_network(net, loader, 0, /*keep_outputs=*/true, resolve_precision(p.settings.train.precision, p.device));
+}
+
+// The kept weights on the validation data (fit evaluated them already, from cached
+// features when it could) and on the test data.
+void evaluate_kept_weights(nn::NetworkImpl& net, const DecodedSplits& splits, const Prepared& p, TrainOutcome& out) {
+  if (splits.validation) {
+    out.validation = out.fit.validation ? *out.fit.validation : evaluate_split(net, *splits.validation, p);
+    out.results.validation = summary_of(*out.validation);
+  }
+  if (splits.test) {
+    out.test = evaluate_split(net, *splits.test, p);
+    out.results.test = summary_of(*out.test);
+    log::infof("test: accuracy {:.4f}, loss {:.4f} on {} images", out.test->accuracy, out.test->loss, out.test->count);
+  }
 }
 
 TrainOutcome train_prepared(const Prepared& p, const std::filesystem::path& dir, bool resume, int stop_after) {
-  const RunConfig& c = p.config;
   std::error_code ec;
   if (resume && !std::filesystem::is_regular_file(dir / run_files::kCheckpoint, ec)) {
     log::info("the run had not finished an epoch: starting it from the beginning");
     resume = false;
   }
+  const DecodedSplits splits = decode_splits(p);
+  nn::Network net = build_network(p, resume);
+  const auto before = nn::summarize(*net);
+  log::infof("model {}: {} parameters ({} trainable), {} classes, on {}", p.model.name, before.total,
+             before.trainable, p.settings.class_names.size(), describe_device(p.device));
+  update_run_record(dir, [&](RunRecord& r) {
+    r.status = RunStatus::running;
+    r.error.clear();  // of an earlier attempt that failed
+    r.decoded = splits.summary();
+  });
+
   TrainOutcome outcome;
   outcome.run_dir = dir;
-
-  ImageCache train_cache = cache_for(p.data.train, c, "training images");
-  std::optional<ImageCache> val_cache, test_cache;
-  if (p.data.validation) val_cache = cache_for(*p.data.validation, c, "validation images");
-  if (p.data.test) test_cache = cache_for(*p.data.test, c, "test images");
-  const double decode_seconds =
-      train_cache.seconds + (val_cache ? val_cache->seconds : 0) + (test_cache ? test_cache->seconds : 0);
-  const size_t decoded = train_cache.size() + (val_cache ? val_cache->size() : 0) + (test_cache ? test_cache->size() : 0);
-  log::infof("decoded and resized {} images to {}x{} in {} ({:.0f} images/s)", decoded, c.width, c.height,
-             format_duration(decode_seconds), decoded / std::max(decode_seconds, 1e-9));
-  if (!val_cache) log::info("no validation data: val_* metrics are not computed (use --val or --validation-split)");
-
-  // Initial weights come from the seed too.
-  torch::manual_seed(derive_seed(c.train.seed, {kInitSeedPurpose}));
-  nn::Network net(c.model, static_cast<int64_t>(c.class_names.size()), c.height, c.width);
-  if (!resume) net->load_pretrained_weights();
-  net->to(p.device);
-  net->set_channels_last(c.train.channels_last != "off");
-  auto summary = nn::summarize(*net);
-  log::infof("model {}: {} parameters ({} trainable), {} classes, on {}", c.model.name, summary.total,
-             summary.trainable, c.class_names.size(), describe_device(p.device));
-
-  nlohmann::json skipped = {{"train", train_cache.skipped.size()}};
-  if (val_cache) skipped["validation"] = val_cache->skipped.size();
-  if (test_cache) skipped["test"] = test_cache->skipped.size();
-  update_run_json(dir, {{"status", "running"},
-                        {"images", {{"train", train_cache.size()},
-                                    {"validation", val_cache ? val_cache->size() : 0},
-                                    {"test", test_cache ? test_cache->size() : 0}}},
-                        {"train_class_counts", train_cache.class_counts()},
-                        {"skipped_files", skipped},
-                        {"decode_seconds", decode_seconds}});
-
-  FitContext ctx;
-  ctx.device = p.device;
-  ctx.run_dir = dir;
-  ctx.resume = resume;
-  ctx.stop_after_epochs = stop_after;
-  outcome.fit = fit(*net, train_cache, val_cache ? &*val_cache : nullptr, c.train, ctx);
-  save_weights(dir / run_files::kWeights, *net, {{"kept", outcome.fit.kept}});
-
-  nlohmann::json results = {{"epochs_completed", outcome.fit.history.size()},
-                            {"stopped_early", outcome.fit.stopped_early},
-                            {"kept_weights", outcome.fit.kept},
-                            {"best_epoch", outcome.fit.best_epoch},
-                            {"best_monitor", c.train.best_monitor},
-                            {"best_value", outcome.fit.best_value},
-                            {"feature_cache", outcome.fit.feature_cache_used},
-                            {"train_seconds", outcome.fit.seconds},
-                            {"params", {{"total", summary.total}, {"trainable", summary.trainable}}}};
-  if (!outcome.fit.warnings.empty()) results["warnings"] = outcome.fit.warnings;
-  if (outcome.fit.collapsed_epoch > 0) results["collapsed_at_epoch"] = outcome.fit.collapsed_epoch;
-  // A fine-tuning phase unfreezes part of the backbone: record what it trained too.
-  const auto trained_last = nn::summarize(*net);
-  if (trained_last.trainable != summary.trainable) results["params"]["trainable_fine_tune"] = trained_last.trainable;
-  auto evaluate_cache = [&](const ImageCache& cache) {
-    BatchLoader loader(cache.images, cache.labels, LoaderOptions{c.train.batch_size, false, 0, p.device, 2, false});
-    return evaluate_network(*net, loader, 0, /*keep_outputs=*/true, resolve_precision(c.train.precision, p.device));
-  };
-  if (val_cache) {
-    // fit evaluated the kept weights already (from cached features when it could).
-    outcome.validation = outcome.fit.validation ? *outcome.fit.validation : evaluate_cache(*val_cache);
-    results["validation"] = eval_json(*outcome.validation);
-  }
-  if (test_cache) {
-    outcome.test = evaluate_cache(*test_cache);
-    results["test"] = eval_json(*outcome.test);
-    log::infof("test: accuracy {:.4f}, loss {:.4f} on {} images", outcome.test->accuracy, outcome.test->loss,
-               outcome.test->count);
-  }
-  outcome.summary = results;
-  update_run_json(dir, {{"status", "finished"}, {"results", results}});
+  FitContext ctx{p.device, dir, resume, stop_after};
+  outcome.fit = fit(*net, splits.train, splits.validation ? &*splits.validation : nullptr, p.settings.train, ctx);
+  outcome.results = results_of(outcome.fit, p.settings.train, before, nn::summarize(*net));
+  evaluate_kept_weights(*net, splits, p, outcome);
+  update_run_record(dir, [&](RunRecord& r) {
+    r.status = RunStatus::finished;
+    r.results = outcome.results;
+  });
   return outcome;
 }
 
@@ -166,7 +185,10 @@ TrainOutcome train_recording_failure(const Prepared& p, const std::filesystem::p
                                      int stop_after) {
   auto record = [&](const std::string& what) {
     try {
-      update_run_json(dir, {{"status", "failed"}, {"error", what}});
+      update_run_record(dir, [&](RunRecord& r) {
+        r.status = RunStatus::failed;
+        r.error = what;
+      });
     } catch (const std::exception&) {
       // The folder itself may be what failed (full disk, removed); the error still reaches the user.
     }
@@ -186,6 +208,46 @@ TrainOutcome train_recording_failure(const Prepared& p, const std::filesystem::p
   }
 }
 
+// Image size: the flag, else the model file's [train] image_size, else a default.
+void choose_image_size(RunSettings& s, const ModelSpec& model, const TrainJob& job) {
+  int64_t size_default = model.backbone_index() ? 224 : 180;
+  if (model.train.contains("image_size") && model.train["image_size"].is_number_integer()) {
+    size_default = model.train["image_size"].get<int64_t>();
+  }
+  s.height = job.image_height.value_or(size_default);
+  s.width = job.image_width.value_or(s.height);
+  s.crop_to_aspect = job.crop_to_aspect || model.train.value("crop_to_aspect", false);
+}
+
+// The model and settings a job names, checked before any data is read.
+void resolve_settings(Prepared& p, const TrainJob& job) {
+  p.model = resolve_model(job.model);
+  apply_backbone_overrides(p.model, job);
+  RunSettings& s = p.settings;
+  s.model_name = p.model.name;
+  apply_train_table(s.train, p.model.train, p.model.source + " [train]");
+  apply_train_table(s.train, job.train_overrides, "command line");
+  validate(s.train);
+  choose_image_size(s, p.model, job);
+  s.device = job.device;
+  configure_threads(job.threads > 0 ? job.threads : s.train.threads);
+  p.device = resolve_device(job.device);
+  resolve_precision(s.train.precision, p.device);  // e.g. fp16 without CUDA: refused before any work
+}
+
+void resolve_job_data(Prepared& p, const TrainJob& job) {
+  RunSettings& s = p.settings;
+  s.data = job.data;
+  s.data.seed = s.train.seed;
+  p.data = resolve_data(s.data);
+  require_trainable(p.data.train);
+  s.class_names = p.data.train.class_names;
+  s.data_resolved = p.data.description;
+  // The model and its pretrained weights against the data, before any decoding.
+  nn::Network probe(p.model, static_cast<int64_t>(s.class_names.size()), s.height, s.width);
+  probe->load_pretrained_weights();
+}
+
 }  // namespace
 
 int configure_threads(int threads) {
@@ -197,75 +259,44 @@ int configure_threads(int threads) {
 TrainOutcome run_train_job(const TrainJob& job) {
   if (job.out.empty()) throw UsageError("--out is required: the run folder to write");
   Prepared p;
-  RunConfig& c = p.config;
-  c.model = resolve_model(job.model);
-  apply_backbone_overrides(c.model, job);
-  apply_train_table(c.train, c.model.train, c.model.source + " [train]");
-  apply_train_table(c.train, job.train_overrides, "command line");
-  validate(c.train);
-
-  // Image size: flag, else the model file's [train] image_size, else a default.
-  int64_t size_default = c.model.backbone_index() ? 224 : 180;
-  if (c.model.train.contains("image_size") && c.model.train["image_size"].is_number_integer()) {
-    size_default = c.model.train["image_size"].get<int64_t>();
-  }
-  c.height = job.image_height.value_or(size_default);
-  c.width = job.image_width.value_or(c.height);
-  c.crop_to_aspect = job.crop_to_aspect || c.model.train.value("crop_to_aspect", false);
-  c.device = job.device;
-  configure_threads(job.threads > 0 ? job.threads : c.train.threads);
-  p.device = resolve_device(job.device);
-  resolve_precision(c.train.precision, p.device);  // e.g. fp16 without CUDA: refused before any work
-
-  DataArgs data_args = job.data;
-  data_args.seed = c.train.seed;
-  p.data = resolve_data(data_args);
-  require_trainable(p.data.train);
-  c.class_names = p.data.train.class_names;
-  c.data = data_args_to_json(data_args);
-  c.data["resolved"] = p.data.description;
-
-  // Validate the model and its pretrained weights against the data before any decoding.
-  {
-    nn::Network probe(c.model, static_cast<int64_t>(c.class_names.size()), c.height, c.width);
-    probe->load_pretrained_weights();
-  }
-
-  log::infof("training {} on {} images ({}) from {}", c.model.name, p.data.train.size(),
-             class_counts_text(c.class_names, p.data.train.class_counts()), p.data.train.source);
+  resolve_settings(p, job);
+  resolve_job_data(p, job);
+  log::infof("training {} on {} images ({}) from {}", p.model.name, p.data.train.size(),
+             class_counts_text(p.settings.class_names, p.data.train.class_counts()), p.data.train.source);
   if (p.data.validation) log::infof("validating on {} images", p.data.validation->size());
-  create_run(job.out, c, job.overwrite);
+  create_run(job.out, p.model, p.settings, job.overwrite);
   log::infof("run folder: {}", job.out.string());
   return train_recording_failure(p, job.out, /*resume=*/false, job.stop_after_epochs);
 }
 
 std::optional<TrainOutcome> finished_run(const std::filesystem::path& run_dir) {
-  read_run_config(run_dir);  // the clear error for a folder that is not a run
-  const nlohmann::json run = read_run_json(run_dir);
-  if (run.value("status", std::string()) != "finished") return std::nullopt;
+  const RunRecord record = read_run_record(run_dir);
+  read_run_model(run_dir);  // a damaged model.toml is an error here too
+  if (!record.finished()) return std::nullopt;
   TrainOutcome outcome;
   outcome.run_dir = run_dir;
-  outcome.summary = run.value("results", nlohmann::json::object());
+  outcome.results = record.results.value_or(RunResults{});
   return outcome;
 }
 
 TrainOutcome resume_train_job(const std::filesystem::path& run_dir, const std::string& device, int threads) {
   Prepared p;
-  p.config = read_run_config(run_dir);
-  nlohmann::json run = read_run_json(run_dir);
-  if (run.value("status", std::string()) == "finished") {
+  const RunRecord record = read_run_record(run_dir);
+  p.model = read_run_model(run_dir);
+  p.settings = record.settings;
+  if (record.finished()) {
     throw UsageError("run '" + run_dir.string() + "' already finished", "train a new run with --out");
   }
-  if (!device.empty()) p.config.device = device;
-  configure_threads(threads > 0 ? threads : p.config.train.threads);
-  p.device = resolve_device(p.config.device);
-  DataArgs args = data_args_from_json(p.config.data);
-  args.class_names = p.config.class_names;
+  if (!device.empty()) p.settings.device = device;
+  configure_threads(threads > 0 ? threads : p.settings.train.threads);
+  p.device = resolve_device(p.settings.device);
+  DataArgs args = p.settings.data;
+  args.class_names = p.settings.class_names;
   p.data = resolve_data(args);
-  if (p.data.train.class_names != p.config.class_names) {
+  if (p.data.train.class_names != p.settings.class_names) {
     throw Error("the training data's classes changed since the run started", "resume needs the same data");
   }
-  log::infof("resuming run {} ({})", run_dir.string(), p.config.model.name);
+  log::infof("resuming run {} ({})", run_dir.string(), p.model.name);
   return train_recording_failure(p, run_dir, /*resume=*/true, 0);
 }
 

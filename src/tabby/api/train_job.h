@@ -11,6 +11,7 @@
 
 #include "tabby/api/data_source.h"
 #include "tabby/config/train_options.h"
+#include "tabby/run/run_record.h"
 #include "tabby/train/evaluate.h"
 #include "tabby/train/trainer.h"
 
@@ -38,15 +39,15 @@ struct TrainOutcome {
   FitResult fit;
   std::optional<EvalResult> validation;  // of the kept weights
   std::optional<EvalResult> test;
-  nlohmann::json summary;                // what run.json records as "results"
+  RunResults results;                    // what run.json records as "results"
 };
 
 TrainOutcome run_train_job(const TrainJob& job);
 // Continues an interrupted run from its last checkpoint (same data, options
-// and seed as recorded in run.json).
+// and seed as recorded in run.json). `device` empty: the run's own setting.
 TrainOutcome resume_train_job(const std::filesystem::path& run_dir, const std::string& device, int threads);
 // For a run folder whose training has finished: its recorded results (run_dir and
-// summary set, nothing evaluated). nullopt while it is unfinished; tabby::Error
+// results set, nothing evaluated). nullopt while it is unfinished; tabby::Error
 // when `run_dir` is not a run. Lets `train --resume` of a finished run (killed
 // while it wrote its report, say) succeed with nothing to do.
 std::optional<TrainOutcome> finished_run(const std::filesystem::path& run_dir);

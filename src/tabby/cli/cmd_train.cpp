@@ -33,7 +33,7 @@ std::optional<fs::path> report_of_finished_run(const fs::path& run_dir, bool no_
 
 void print_outcome(const TrainOutcome& outcome, const std::optional<fs::path>& report, bool json) {
   if (json) {
-    nlohmann::json j = outcome.summary;
+    nlohmann::json j = to_json(outcome.results);
     j["run"] = outcome.run_dir.string();
     if (report) j["report"] = report->string();
     print_json(j.dump(2));
@@ -43,7 +43,7 @@ void print_outcome(const TrainOutcome& outcome, const std::optional<fs::path>& r
   if (outcome.validation) {
     line += fmt::format("validation: accuracy {:.4f}, loss {:.4f} ({} images, {} weights)\n",
                         outcome.validation->accuracy, outcome.validation->loss, outcome.validation->count,
-                        outcome.fit.kept);
+                        enum_name(outcome.fit.kept));
   }
   if (outcome.test) {
     line += fmt::format("test: accuracy {:.4f}, loss {:.4f} ({} images)\n", outcome.test->accuracy,
@@ -75,6 +75,42 @@ struct TrainFlags {
   int reduce_patience = -1;
   std::string keep, feature_cache, channels_last, precision;
 };
+
+// The [train] keys the flags given set; flags of a callback that were given
+// without it switch it on, as its own flag would.
+nlohmann::json train_overrides(const TrainFlags& f, const CLI::App& app) {
+  nlohmann::json t = nlohmann::json::object();
+  if (app.count("--epochs")) t["epochs"] = f.epochs;
+  if (app.count("--batch-size")) t["batch_size"] = f.batch_size;
+  if (app.count("--lr")) t["lr"] = f.lr;
+  if (app.count("--momentum")) t["momentum"] = f.momentum;
+  if (app.count("--weight-decay")) t["weight_decay"] = f.weight_decay;
+  if (app.count("--seed")) t["seed"] = f.seed;
+  if (app.count("--fine-tune-last")) t["fine_tune_last"] = f.fine_tune_last;
+  if (app.count("--fine-tune-epochs")) t["fine_tune_epochs"] = f.fine_tune_epochs;
+  if (app.count("--fine-tune-lr")) t["fine_tune_lr"] = f.fine_tune_lr;
+  if (app.count("--optimizer")) t["optimizer"] = f.optimizer;
+  if (app.count("--keep")) t["keep"] = f.keep;
+  if (app.count("--feature-cache")) t["feature_cache"] = f.feature_cache;
+  if (app.count("--channels-last")) t["channels_last"] = f.channels_last;
+  if (app.count("--precision")) t["precision"] = f.precision;
+  if (f.early_stopping || app.count("--patience") || app.count("--monitor") || app.count("--min-delta") || f.no_restore) {
+    nlohmann::json es = {{"enabled", true}};
+    if (app.count("--monitor")) es["monitor"] = f.monitor;
+    if (app.count("--patience")) es["patience"] = f.patience;
+    if (app.count("--min-delta")) es["min_delta"] = f.min_delta;
+    if (f.no_restore) es["restore_best_weights"] = false;
+    t["early_stopping"] = es;
+  }
+  if (f.reduce_lr || app.count("--reduce-lr-factor") || app.count("--reduce-lr-patience") || app.count("--min-lr")) {
+    nlohmann::json rl = {{"enabled", true}};
+    if (app.count("--reduce-lr-factor")) rl["factor"] = f.reduce_factor;
+    if (app.count("--reduce-lr-patience")) rl["patience"] = f.reduce_patience;
+    if (app.count("--min-lr")) rl["min_lr"] = f.min_lr;
+    t["reduce_lr"] = rl;
+  }
+  return t;
+}
 
 }  // namespace
 
@@ -123,7 +159,10 @@ Command add_train(CLI::App& root) {
       ->group(g);
   app->add_option("--fine-tune-epochs", f->fine_tune_epochs, "Epochs of the fine-tuning phase")->group(g);
   app->add_option("--fine-tune-lr", f->fine_tune_lr, "Learning rate of the fine-tuning phase (default 1e-5)")->group(g);
-  app->add_option("--keep", f->keep, "Weights to keep at the end: last or best (by --best-monitor)")->group(g);
+  app->add_option("--keep", f->keep,
+                  "Weights to keep at the end: last or best (the best epoch by val_accuracy, or by the model "
+                  "file's [train] best_monitor)")
+      ->group(g);
   app->add_option("--feature-cache", f->feature_cache,
                   "auto|on|off: compute a frozen backbone's features once (auto: when exact)")
       ->group(g);
@@ -138,16 +177,25 @@ Command add_train(CLI::App& root) {
   g = "Callbacks";
   app->add_flag("--early-stopping", f->early_stopping, "Stop when --monitor stops improving (restores the best weights)")
       ->group(g);
-  app->add_option("--monitor", f->monitor, "Metric for early stopping: val_loss (default), val_accuracy, loss, accuracy")
+  app->add_option("--monitor", f->monitor,
+                  "Metric for early stopping: val_loss (default), val_accuracy, loss, accuracy (implies "
+                  "--early-stopping)")
       ->group(g);
-  app->add_option("--patience", f->patience, "Early-stopping patience in epochs (default 3)")->group(g);
-  app->add_option("--min-delta", f->min_delta, "Smallest change that counts as an improvement (default 0)")->group(g);
-  app->add_flag("--no-restore-best", f->no_restore, "With early stopping, keep the last weights instead of the best")
+  app->add_option("--patience", f->patience, "Early-stopping patience in epochs (default 3; implies --early-stopping)")
+      ->group(g);
+  app->add_option("--min-delta", f->min_delta,
+                  "Smallest change of --monitor that counts as an improvement (default 0; implies --early-stopping)")
+      ->group(g);
+  app->add_flag("--no-restore-best", f->no_restore,
+                "When early stopping ends training, keep the last weights instead of the best (implies "
+                "--early-stopping)")
       ->group(g);
   app->add_flag("--reduce-lr", f->reduce_lr, "Reduce the learning rate on a plateau of val_loss")->group(g);
-  app->add_option("--reduce-lr-factor", f->reduce_factor, "Factor for --reduce-lr (default 0.2)")->group(g);
-  app->add_option("--reduce-lr-patience", f->reduce_patience, "Patience for --reduce-lr (default 2)")->group(g);
-  app->add_option("--min-lr", f->min_lr, "Lower bound for --reduce-lr (default 0)")->group(g);
+  app->add_option("--reduce-lr-factor", f->reduce_factor, "Factor for --reduce-lr (default 0.2; implies --reduce-lr)")
+      ->group(g);
+  app->add_option("--reduce-lr-patience", f->reduce_patience, "Patience for --reduce-lr (default 2; implies --reduce-lr)")
+      ->group(g);
+  app->add_option("--min-lr", f->min_lr, "Lower bound for --reduce-lr (default 0; implies --reduce-lr)")->group(g);
 
   g = "Run";
   app->add_option("--out", f->job.out, "Run folder to write (model, weights, history, checkpoints)")->group(g);
@@ -166,7 +214,7 @@ Command add_train(CLI::App& root) {
     TrainOutcome outcome;
     if (!f->resume.empty()) {
       if (auto done = finished_run(f->resume)) {
-        const int epochs = done->summary.value("epochs_completed", 0);
+        const int epochs = done->results.epochs_completed;
         log::infof("run {} has already finished{}: nothing to resume", done->run_dir.string(),
                    epochs > 0 ? fmt::format(" ({} epochs)", epochs) : "");
         print_outcome(*done, report_of_finished_run(done->run_dir, f->no_report), f->json);
@@ -183,36 +231,7 @@ Command add_train(CLI::App& root) {
       }
       if (f->freeze) f->job.freeze_backbone = true;
       if (f->include_top) f->job.include_top = true;
-      nlohmann::json& t = f->job.train_overrides;
-      if (app->count("--epochs")) t["epochs"] = f->epochs;
-      if (app->count("--batch-size")) t["batch_size"] = f->batch_size;
-      if (app->count("--optimizer")) t["optimizer"] = f->optimizer;
-      if (app->count("--lr")) t["lr"] = f->lr;
-      if (app->count("--momentum")) t["momentum"] = f->momentum;
-      if (app->count("--weight-decay")) t["weight_decay"] = f->weight_decay;
-      if (app->count("--seed")) t["seed"] = f->seed;
-      if (app->count("--fine-tune-last")) t["fine_tune_last"] = f->fine_tune_last;
-      if (app->count("--fine-tune-epochs")) t["fine_tune_epochs"] = f->fine_tune_epochs;
-      if (app->count("--fine-tune-lr")) t["fine_tune_lr"] = f->fine_tune_lr;
-      if (app->count("--keep")) t["keep"] = f->keep;
-      if (app->count("--feature-cache")) t["feature_cache"] = f->feature_cache;
-      if (app->count("--channels-last")) t["channels_last"] = f->channels_last;
-      if (app->count("--precision")) t["precision"] = f->precision;
-      if (f->early_stopping || app->count("--patience") || app->count("--monitor")) {
-        nlohmann::json es = {{"enabled", true}};
-        if (app->count("--monitor")) es["monitor"] = f->monitor;
-        if (app->count("--patience")) es["patience"] = f->patience;
-        if (app->count("--min-delta")) es["min_delta"] = f->min_delta;
-        if (f->no_restore) es["restore_best_weights"] = false;
-        t["early_stopping"] = es;
-      }
-      if (f->reduce_lr || app->count("--reduce-lr-factor") || app->count("--reduce-lr-patience")) {
-        nlohmann::json rl = {{"enabled", true}};
-        if (app->count("--reduce-lr-factor")) rl["factor"] = f->reduce_factor;
-        if (app->count("--reduce-lr-patience")) rl["patience"] = f->reduce_patience;
-        if (app->count("--min-lr")) rl["min_lr"] = f->min_lr;
-        t["reduce_lr"] = rl;
-      }
+      f->job.train_overrides = train_overrides(*f, *app);
       outcome = run_train_job(f->job);
     }
     std::optional<fs::path> report;

@@ -1,19 +1,64 @@
 // Everything that shapes a training run besides the model: optimiser,
 // schedule, callbacks, fine-tuning phase. Filled from (lowest to highest
 // priority) built-in defaults, a model file's [train] table, an experiment
-// file, and command-line flags; recorded in the run folder as JSON.
+// file, and command-line flags; recorded in the run folder as JSON. Words
+// with a closed set of values are enums here, parsed once when a table is
+// applied, and written back as the same words.
 #pragma once
 
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <string>
+#include <utility>
+
+#include "tabby/util/enum_names.h"
 
 namespace tabby {
 
+enum class OptimizerKind { adam, adamw, sgd };
+// The metrics a callback can watch.
+enum class Monitor { val_loss, val_accuracy, loss, accuracy };
+// Which weights a run keeps as its result.
+enum class KeepWeights { last, best };
+// auto | on | off settings (feature cache, channels-last layout).
+enum class Toggle { automatic, on, off };
+// What the user asked for; the engine resolves `automatic` per device.
+enum class PrecisionChoice { automatic, fp32, bf16, fp16 };
+
+template <>
+struct EnumNames<OptimizerKind> {
+  static constexpr std::pair<OptimizerKind, const char*> table[] = {
+      {OptimizerKind::adam, "adam"}, {OptimizerKind::adamw, "adamw"}, {OptimizerKind::sgd, "sgd"}};
+};
+template <>
+struct EnumNames<Monitor> {
+  static constexpr std::pair<Monitor, const char*> table[] = {{Monitor::val_loss, "val_loss"},
+                                                              {Monitor::val_accuracy, "val_accuracy"},
+                                                              {Monitor::loss, "loss"},
+                                                              {Monitor::accuracy, "accuracy"}};
+};
+template <>
+struct EnumNames<KeepWeights> {
+  static constexpr std::pair<KeepWeights, const char*> table[] = {{KeepWeights::last, "last"},
+                                                                  {KeepWeights::best, "best"}};
+};
+template <>
+struct EnumNames<Toggle> {
+  static constexpr std::pair<Toggle, const char*> table[] = {
+      {Toggle::automatic, "auto"}, {Toggle::on, "on"}, {Toggle::off, "off"}};
+};
+template <>
+struct EnumNames<PrecisionChoice> {
+  static constexpr std::pair<PrecisionChoice, const char*> table[] = {{PrecisionChoice::automatic, "auto"},
+                                                                      {PrecisionChoice::fp32, "fp32"},
+                                                                      {PrecisionChoice::bf16, "bf16"},
+                                                                      {PrecisionChoice::fp16, "fp16"}};
+};
+
 struct EarlyStoppingOptions {
   bool enabled = false;
-  std::string monitor = "val_loss";  // val_loss, val_accuracy, loss, accuracy
+  Monitor monitor = Monitor::val_loss;
   int patience = 3;
   double min_delta = 0.0;
   bool restore_best_weights = true;
@@ -21,7 +66,7 @@ struct EarlyStoppingOptions {
 
 struct ReduceLrOptions {
   bool enabled = false;
-  std::string monitor = "val_loss";
+  Monitor monitor = Monitor::val_loss;
   double factor = 0.2;
   int patience = 2;
   double min_lr = 0.0;
@@ -31,7 +76,7 @@ struct ReduceLrOptions {
 struct TrainOptions {
   int epochs = 10;
   int64_t batch_size = 32;
-  std::string optimizer = "adam";  // adam, adamw, sgd
+  OptimizerKind optimizer = OptimizerKind::adam;
   double lr = 1e-3;
   double momentum = 0.0;        // sgd
   double weight_decay = -1.0;   // < 0: the optimiser's default (0; 0.01 for adamw)
@@ -43,31 +88,33 @@ struct TrainOptions {
   double fine_tune_lr = 1e-5;
   EarlyStoppingOptions early_stopping;
   ReduceLrOptions reduce_lr;
-  // Which weights the run keeps as its result: the best by `best_monitor`
-  // ("val_accuracy", ...) or the last epoch's ("last").
-  std::string keep = "last";
-  std::string best_monitor = "val_accuracy";
-  std::string feature_cache = "auto";  // auto, on, off
-  std::string channels_last = "auto";  // auto (on), on, off: memory layout of images and conv weights
-  std::string precision = "auto";      // auto (bf16 on CUDA, fp32 on CPU), fp32, bf16, fp16 (CUDA, loss scaling)
-  int threads = 0;                     // 0: all cores
+  // The run's result: the best weights by `best_monitor`, or the last epoch's.
+  KeepWeights keep = KeepWeights::last;
+  Monitor best_monitor = Monitor::val_accuracy;
+  Toggle feature_cache = Toggle::automatic;  // on when exact
+  Toggle channels_last = Toggle::automatic;  // memory layout of images and conv weights (auto: on)
+  PrecisionChoice precision = PrecisionChoice::automatic;  // auto: bf16 on CUDA, fp32 on CPU
+  int threads = 0;                                          // 0: all cores
 
   double effective_weight_decay() const;
   bool has_fine_tune() const { return fine_tune_epochs > 0; }
   int total_epochs() const { return epochs + (has_fine_tune() ? fine_tune_epochs : 0); }
+  bool uses_channels_last() const { return channels_last != Toggle::off; }
 };
 
 // Applies the keys of `table` (a model file's [train] table, or an
 // experiment's) over `options`; unknown keys or wrong types are a tabby::Error
-// naming `source`.
+// naming `source`, an unknown word for an enum a UsageError.
 void apply_train_table(TrainOptions& options, const nlohmann::json& table, const std::string& source);
-// Checks ranges (epochs >= 1, lr > 0, known optimiser and monitors, ...).
+// Checks ranges (epochs >= 1, lr > 0, patience >= 0, ...).
 void validate(const TrainOptions& options);
 
 nlohmann::json to_json(const TrainOptions& options);
 TrainOptions train_options_from_json(const nlohmann::json& j);
 
 // True when a larger value of `monitor` is better (accuracies).
-bool monitor_higher_is_better(const std::string& monitor);
+bool monitor_higher_is_better(Monitor monitor);
+// The training-data counterpart of a val_* monitor (for runs without validation data).
+Monitor without_validation(Monitor monitor);
 
 }  // namespace tabby

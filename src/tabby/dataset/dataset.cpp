@@ -48,4 +48,15 @@ Dataset shuffled(const Dataset& dataset, uint64_t seed) {
   return subset(dataset, seeded_permutation(dataset.samples.size(), derived));
 }
 
+std::string describe_skipped(const std::vector<SkippedFile>& skipped, size_t max_named) {
+  if (skipped.empty()) return "no files skipped";
+  std::string out = std::to_string(skipped.size()) + (skipped.size() == 1 ? " file" : " files") +
+                    " could not be decoded and " + (skipped.size() == 1 ? "was" : "were") + " skipped: ";
+  for (size_t i = 0; i < skipped.size() && i < max_named; ++i) {
+    out += (i ? "; " : "") + skipped[i].reason;
+  }
+  if (skipped.size() > max_named) out += "; and " + std::to_string(skipped.size() - max_named) + " more";
+  return out;
+}
+
 }  // namespace tabby

@@ -28,6 +28,15 @@ struct Dataset {
   bool empty() const { return samples.empty(); }
 };
 
+// A file that could not be read, and why ("truncated JPEG data").
+struct SkippedFile {
+  std::filesystem::path path;
+  std::string reason;
+};
+
+// "3 files could not be decoded and were skipped: truncated JPEG data; ...".
+std::string describe_skipped(const std::vector<SkippedFile>& skipped, size_t max_named = 3);
+
 // The samples at `indices`, in that order, with the same class names. An index
 // out of range throws tabby::Error.
 Dataset subset(const Dataset& dataset, const std::vector<size_t>& indices);

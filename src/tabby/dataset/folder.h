@@ -8,12 +8,13 @@
 #include <vector>
 
 #include "tabby/dataset/dataset.h"
+#include "tabby/dataset/image_files.h"
 
 namespace tabby {
 
 struct FolderScanOptions {
   // File extensions taken as images, compared case-insensitively (".JPG" too).
-  std::vector<std::string> extensions = {".jpg", ".jpeg", ".png", ".bmp", ".gif"};
+  std::vector<std::string> extensions = image_extensions();
   // Descend into symlinked folders (and take symlinked class folders). Each
   // physical folder is walked at most once per class, so a symlink loop ends.
   // Symlinks to files are taken either way; dangling links are skipped with a warning.

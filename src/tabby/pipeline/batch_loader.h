@@ -32,6 +32,15 @@ struct LoaderOptions {
   torch::Device device = torch::kCPU;
   int prefetch = 2;           // batches prepared ahead
   bool drop_remainder = false;
+
+  // Reshuffled every epoch from `seed`: training.
+  static LoaderOptions training(int64_t batch_size, uint64_t seed, const torch::Device& device) {
+    return {batch_size, true, seed, device, 2, false};
+  }
+  // Every row once, in order: evaluation, prediction, feature extraction.
+  static LoaderOptions in_order(int64_t batch_size, const torch::Device& device) {
+    return {batch_size, false, 0, device, 2, false};
+  }
 };
 
 class BatchLoader {

@@ -18,11 +18,6 @@
 
 namespace tabby {
 
-int default_thread_count() {
-  unsigned n = std::thread::hardware_concurrency();
-  return n == 0 ? 1 : static_cast<int>(n);
-}
-
 std::vector<int64_t> ImageCache::class_counts() const {
   std::vector<int64_t> counts(class_names.size(), 0);
   if (!labels.defined()) return counts;
@@ -119,17 +114,6 @@ ImageCache build_image_cache(const Dataset& dataset, const ImageCacheOptions& op
   cache.labels = torch::tensor(labels, torch::kLong);
   if (!cache.skipped.empty()) log::warn(describe_skipped(cache.skipped));
   return cache;
-}
-
-std::string describe_skipped(const std::vector<SkippedFile>& skipped, size_t max_named) {
-  if (skipped.empty()) return "no files skipped";
-  std::string out = std::to_string(skipped.size()) + (skipped.size() == 1 ? " file" : " files") +
-                    " could not be decoded and " + (skipped.size() == 1 ? "was" : "were") + " skipped: ";
-  for (size_t i = 0; i < skipped.size() && i < max_named; ++i) {
-    out += (i ? "; " : "") + skipped[i].reason;
-  }
-  if (skipped.size() > max_named) out += "; and " + std::to_string(skipped.size() - max_named) + " more";
-  return out;
 }
 
 }  // namespace tabby

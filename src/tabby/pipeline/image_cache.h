@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "tabby/dataset/dataset.h"
+#include "tabby/util/threads.h"
 
 namespace tabby {
 
@@ -21,11 +22,16 @@ struct ImageCacheOptions {
   int threads = 0;              // 0: one per core
   std::string what = "images";  // for messages: "training images"
   bool progress = true;
-};
 
-struct SkippedFile {
-  std::filesystem::path path;
-  std::string reason;
+  // Images as a model of input height x width sees them.
+  static ImageCacheOptions model_input(int64_t height, int64_t width, bool crop_to_aspect, std::string what) {
+    ImageCacheOptions o;
+    o.height = height;
+    o.width = width;
+    o.crop_to_aspect = crop_to_aspect;
+    o.what = std::move(what);
+    return o;
+  }
 };
 
 struct ImageCache {
@@ -44,10 +50,5 @@ struct ImageCache {
 // decoded, or when the cache would not fit in memory.
 ImageCache build_image_cache(const Dataset& dataset, const ImageCacheOptions& options);
 
-// "3 files could not be read and were skipped: a.jpg (truncated JPEG data), ..."
-std::string describe_skipped(const std::vector<SkippedFile>& skipped, size_t max_named = 3);
-
-// Worker threads to use when `requested` is 0: the machine's cores.
-int default_thread_count();
 
 }  // namespace tabby

@@ -6,8 +6,8 @@
 
 namespace tabby {
 
-BestTracker::BestTracker(std::string monitor, double min_delta)
-    : monitor_(std::move(monitor)),
+BestTracker::BestTracker(Monitor monitor, double min_delta)
+    : monitor_(monitor),
       min_delta_(std::abs(min_delta)),
       higher_better_(monitor_higher_is_better(monitor_)),
       best_(higher_better_ ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity()) {}
@@ -26,16 +26,18 @@ bool BestTracker::update(const EpochRecord& record) {
   return improved;
 }
 
-nlohmann::json BestTracker::state() const {
-  return {{"best", std::isfinite(best_) ? nlohmann::json(best_) : nlohmann::json(nullptr)},
-          {"best_epoch", best_epoch_},
-          {"since_best", since_best_}};
+MonitorState BestTracker::state() const {
+  MonitorState s;
+  if (std::isfinite(best_)) s.best = best_;
+  s.best_epoch = best_epoch_;
+  s.since_best = since_best_;
+  return s;
 }
 
-void BestTracker::restore(const nlohmann::json& s) {
-  if (s.contains("best") && s["best"].is_number()) best_ = s["best"].get<double>();
-  best_epoch_ = s.value("best_epoch", 0);
-  since_best_ = s.value("since_best", 0);
+void BestTracker::restore(const MonitorState& s) {
+  if (s.best) best_ = *s.best;
+  best_epoch_ = s.best_epoch;
+  since_best_ = s.since_best;
 }
 
 EarlyStopping::EarlyStopping(const EarlyStoppingOptions& options)
@@ -45,9 +47,6 @@ bool EarlyStopping::on_epoch_end(const EpochRecord& record) {
   improved_last_ = tracker_.update(record);
   return options_.enabled && tracker_.epochs_since_best() >= std::max(1, options_.patience);
 }
-
-nlohmann::json EarlyStopping::state() const { return tracker_.state(); }
-void EarlyStopping::restore(const nlohmann::json& s) { tracker_.restore(s); }
 
 ReduceLrOnPlateau::ReduceLrOnPlateau(const ReduceLrOptions& options)
     : options_(options), tracker_(options.monitor, options.min_delta) {}
@@ -65,15 +64,11 @@ double ReduceLrOnPlateau::on_epoch_end(const EpochRecord& record, double current
   return current_lr;
 }
 
-nlohmann::json ReduceLrOnPlateau::state() const {
-  nlohmann::json s = tracker_.state();
-  s["wait"] = wait_;
-  return s;
-}
+PlateauState ReduceLrOnPlateau::state() const { return {tracker_.state(), wait_}; }
 
-void ReduceLrOnPlateau::restore(const nlohmann::json& s) {
-  tracker_.restore(s);
-  wait_ = s.value("wait", 0);
+void ReduceLrOnPlateau::restore(const PlateauState& s) {
+  tracker_.restore(s.monitor);
+  wait_ = s.wait;
 }
 
 }  // namespace tabby

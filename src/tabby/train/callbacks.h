@@ -1,33 +1,30 @@
 // Keras' training callbacks as small state machines, fed one epoch at a time.
-// Their state is plain data (to/from JSON) so a checkpoint can carry it and a
-// resumed run behaves exactly like an uninterrupted one.
+// Their state is plain data (run/trainer_state.h) so a checkpoint can carry it
+// and a resumed run behaves exactly like an uninterrupted one.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
-#include <string>
-
 #include "tabby/config/train_options.h"
-#include "tabby/train/history.h"
+#include "tabby/run/history.h"
+#include "tabby/run/trainer_state.h"
 
 namespace tabby {
 
 // Tracks the best value of a monitor (lower loss / higher accuracy).
 class BestTracker {
  public:
-  BestTracker(std::string monitor, double min_delta = 0.0);
+  explicit BestTracker(Monitor monitor, double min_delta = 0.0);
   // True when `record` improves on the best so far (by more than min_delta).
   bool update(const EpochRecord& record);
   bool has_best() const { return best_epoch_ > 0; }
   double best() const { return best_; }
   int best_epoch() const { return best_epoch_; }
   int epochs_since_best() const { return since_best_; }
-  const std::string& monitor() const { return monitor_; }
-  nlohmann::json state() const;
-  void restore(const nlohmann::json& state);
+  Monitor monitor() const { return monitor_; }
+  MonitorState state() const;
+  void restore(const MonitorState& state);
 
  private:
-  std::string monitor_;
+  Monitor monitor_;
   double min_delta_;
   bool higher_better_;
   double best_;
@@ -43,8 +40,8 @@ class EarlyStopping {
   bool on_epoch_end(const EpochRecord& record);
   bool improved_last() const { return improved_last_; }
   const BestTracker& tracker() const { return tracker_; }
-  nlohmann::json state() const;
-  void restore(const nlohmann::json& state);
+  MonitorState state() const { return tracker_.state(); }
+  void restore(const MonitorState& state) { tracker_.restore(state); }
 
  private:
   EarlyStoppingOptions options_;
@@ -60,8 +57,8 @@ class ReduceLrOnPlateau {
   explicit ReduceLrOnPlateau(const ReduceLrOptions& options);
   // Returns the learning rate to use from the next epoch on.
   double on_epoch_end(const EpochRecord& record, double current_lr);
-  nlohmann::json state() const;
-  void restore(const nlohmann::json& state);
+  PlateauState state() const;
+  void restore(const PlateauState& state);
 
  private:
   ReduceLrOptions options_;

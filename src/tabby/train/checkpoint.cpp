@@ -14,7 +14,7 @@ const char* kInfoKey = "tabby_checkpoint";
 }  // namespace
 
 void write_checkpoint(const std::filesystem::path& file, const nn::NetworkImpl& net,
-                      torch::optim::Optimizer& optimizer, const CheckpointInfo& info) {
+                      torch::optim::Optimizer& optimizer, const TrainerState& state) {
   RawTensorMap tensors;
   for (const auto& [name, tensor] : net.named_state()) tensors.emplace(kWeightPrefix + name, nn::to_raw(tensor));
   RawTensor opt;
@@ -22,11 +22,7 @@ void write_checkpoint(const std::filesystem::path& file, const nn::NetworkImpl& 
   opt.data = save_optimizer_state(optimizer);
   opt.shape = {static_cast<int64_t>(opt.data.size())};
   tensors.emplace(kOptimizerKey, std::move(opt));
-  nlohmann::json meta = {{"epochs_done", info.epochs_done},
-                         {"phase", info.phase},
-                         {"history", history_to_json(info.history)},
-                         {"state", info.state}};
-  write_safetensors(file, tensors, {{kInfoKey, meta.dump()}});
+  write_safetensors(file, tensors, {{kInfoKey, to_json(state).dump()}});
 }
 
 CheckpointData read_checkpoint(const std::filesystem::path& file) {
@@ -39,14 +35,12 @@ CheckpointData read_checkpoint(const std::filesystem::path& file) {
   auto it = st.metadata.find(kInfoKey);
   if (it == st.metadata.end()) throw Error("'" + file.string() + "' is not a tabby checkpoint");
   CheckpointData data;
+  const auto meta = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
+  if (meta.is_discarded()) throw Error("'" + file.string() + "' has damaged checkpoint metadata (not JSON)");
   try {
-    auto meta = nlohmann::json::parse(it->second);
-    data.epochs_done = meta.at("epochs_done").get<int>();
-    data.phase = meta.at("phase").get<std::string>();
-    data.history = history_from_json(meta.at("history"));
-    data.state = meta.at("state");
-  } catch (const nlohmann::json::exception& e) {
-    throw Error("'" + file.string() + "' has damaged checkpoint metadata: " + e.what());
+    data.state = trainer_state_from_json(meta, "'" + file.string() + "'");
+  } catch (const Error& e) {
+    throw Error(std::string("damaged checkpoint metadata: ") + e.what(), e.hint());
   }
   const std::string prefix = kWeightPrefix;
   for (auto& [name, raw] : st.tensors) {

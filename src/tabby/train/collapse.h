@@ -11,7 +11,28 @@
 #include <string>
 #include <vector>
 
+#include "tabby/run/trainer_state.h"
+
 namespace tabby {
+
+// Watches validation epoch by epoch; its state travels in the checkpoint, so a
+// run interrupted between the two epochs of a streak still warns, and a run
+// that warned before an interruption does not warn again.
+class CollapseDetector {
+ public:
+  static constexpr int kEpochs = 2;  // epochs in a row of one-class predictions before it warns
+
+  CollapseDetector(std::vector<int64_t> label_counts, std::vector<std::string> class_names, CollapseState state);
+  // After epoch `epoch`'s validation: the warning to give, once per run.
+  std::optional<std::string> observe(int epoch, const std::vector<int64_t>& predicted_counts, int64_t images,
+                                     double accuracy);
+  const CollapseState& state() const { return state_; }
+
+ private:
+  std::vector<int64_t> label_counts_;
+  std::vector<std::string> class_names_;
+  CollapseState state_;
+};
 
 // The class that received every prediction, when the labels hold at least two
 // classes and nothing was predicted as any other; nullopt otherwise.

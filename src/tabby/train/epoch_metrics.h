@@ -21,7 +21,8 @@ class EpochMetrics {
     pending_correct_.push_back(correct.detach().to(torch::kFloat64));
     pending_sizes_.push_back(batch_size);
   }
-  bool due() const { return static_cast<int64_t>(pending_sizes_.size()) >= read_every_; }
+  bool due() const { return pending() >= read_every_; }
+  int64_t pending() const { return static_cast<int64_t>(pending_sizes_.size()); }
 
   struct NonFinite {
     int64_t step;  // 1-based within the epoch

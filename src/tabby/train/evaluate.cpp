@@ -59,7 +59,7 @@ torch::Tensor compute_prefix_outputs(nn::NetworkImpl& net, const torch::Tensor& 
   torch::NoGradGuard no_grad;
   net.eval();
   BatchLoader loader(images, torch::zeros({images.size(0)}, torch::kLong),
-                     LoaderOptions{batch_size, false, 0, device, 2, false});
+                     LoaderOptions::in_order(batch_size, device));
   std::vector<torch::Tensor> parts;
   ProgressLine progress("features for " + what, loader.num_batches(), "batch");
   int64_t step = 0;

@@ -13,19 +13,15 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o, d
                 "unfreeze the backbone or add a Dense layer after it");
   }
   const double wd = o.effective_weight_decay();
-  if (o.optimizer == "adam") {
-    return std::make_unique<torch::optim::Adam>(params,
-                                                torch::optim::AdamOptions(lr).eps(1e-7).weight_decay(wd));
+  switch (o.optimizer) {
+    case OptimizerKind::adam:
+      return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(lr).eps(1e-7).weight_decay(wd));
+    case OptimizerKind::adamw:
+      return std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(lr).eps(1e-7).weight_decay(wd));
+    case OptimizerKind::sgd:
+      break;
   }
-  if (o.optimizer == "adamw") {
-    return std::make_unique<torch::optim::AdamW>(params,
-                                                 torch::optim::AdamWOptions(lr).eps(1e-7).weight_decay(wd));
-  }
-  if (o.optimizer == "sgd") {
-    return std::make_unique<torch::optim::SGD>(params,
-                                               torch::optim::SGDOptions(lr).momentum(o.momentum).weight_decay(wd));
-  }
-  throw UsageError("unknown optimizer '" + o.optimizer + "'", "use adam, adamw or sgd");
+  return std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(lr).momentum(o.momentum).weight_decay(wd));
 }
 
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {

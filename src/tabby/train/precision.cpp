@@ -61,17 +61,17 @@ void set_autocast_dtype(c10::DeviceType type, c10::ScalarType dtype) {
 
 }  // namespace
 
-Precision resolve_precision(const std::string& option, const torch::Device& device) {
-  if (option == "auto") return device.is_cuda() ? Precision::bf16 : Precision::fp32;
-  if (option == "fp32") return Precision::fp32;
-  if (option == "bf16") return Precision::bf16;
-  if (option == "fp16") {
-    if (!device.is_cuda()) {
-      throw UsageError("--precision fp16 needs a CUDA device", "on the CPU use bf16 or fp32 (the default)");
-    }
-    return Precision::fp16;
+Precision resolve_precision(PrecisionChoice choice, const torch::Device& device) {
+  switch (choice) {
+    case PrecisionChoice::automatic: return device.is_cuda() ? Precision::bf16 : Precision::fp32;
+    case PrecisionChoice::fp32: return Precision::fp32;
+    case PrecisionChoice::bf16: return Precision::bf16;
+    case PrecisionChoice::fp16: break;
   }
-  throw UsageError("--precision " + option + ": unknown precision", "use auto, fp32, bf16 or fp16");
+  if (!device.is_cuda()) {
+    throw UsageError("--precision fp16 needs a CUDA device", "on the CPU use bf16 or fp32 (the default)");
+  }
+  return Precision::fp16;
 }
 
 std::string precision_name(Precision p) {
@@ -136,16 +136,13 @@ void LossScaler::update(bool finite) {
   }
 }
 
-nlohmann::json LossScaler::state() const {
-  return {{"enabled", enabled_}, {"scale", scale_}, {"good_steps", good_steps_}, {"skipped_steps", skipped_}};
-}
+LossScalerState LossScaler::state() const { return {enabled_, scale_, good_steps_, skipped_}; }
 
-void LossScaler::restore(const nlohmann::json& state) {
-  if (!enabled_ || !state.is_object() || !state.value("enabled", false)) return;
-  scale_ = state.value("scale", options_.init_scale);
-  if (!(scale_ > 0) || !std::isfinite(scale_)) scale_ = options_.init_scale;
-  good_steps_ = state.value("good_steps", 0);
-  skipped_ = state.value("skipped_steps", int64_t{0});
+void LossScaler::restore(const LossScalerState& state) {
+  if (!enabled_ || !state.enabled) return;
+  scale_ = state.scale > 0 && std::isfinite(state.scale) ? state.scale : options_.init_scale;
+  good_steps_ = state.good_steps;
+  skipped_ = state.skipped_steps;
 }
 
 }  // namespace tabby

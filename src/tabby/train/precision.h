@@ -5,19 +5,20 @@
 
 #include <torch/torch.h>
 
-#include <nlohmann/json.hpp>
-
 #include <string>
 #include <vector>
+
+#include "tabby/config/train_options.h"
+#include "tabby/run/trainer_state.h"
 
 namespace tabby {
 
 enum class Precision { fp32, bf16, fp16 };
 
-// "auto" | "fp32" | "bf16" | "fp16" for `device`. auto: bf16 on CUDA (tensor
-// cores, no loss scaling needed), fp32 on the CPU (most CPUs have no fast bf16
-// path). fp16 on the CPU is a UsageError: LibTorch autocasts the CPU to bf16 only.
-Precision resolve_precision(const std::string& option, const torch::Device& device);
+// The compute type for `device`. auto: bf16 on CUDA (tensor cores, no loss
+// scaling needed), fp32 on the CPU (most CPUs have no fast bf16 path). fp16 on
+// the CPU is a UsageError: LibTorch autocasts the CPU to bf16 only.
+Precision resolve_precision(PrecisionChoice choice, const torch::Device& device);
 std::string precision_name(Precision p);
 
 // Autocast to `precision` on `device` while it lives (nothing for fp32), and
@@ -65,8 +66,8 @@ class LossScaler {
   // After each step: `finite` as unscale_and_check returned.
   void update(bool finite);
 
-  nlohmann::json state() const;
-  void restore(const nlohmann::json& state);
+  LossScalerState state() const;
+  void restore(const LossScalerState& state);
 
  private:
   bool enabled_;

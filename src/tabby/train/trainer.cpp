@@ -1,47 +1,51 @@
+// fit() in named pieces: a Trainer holds what lasts across epochs (the
+// checkpointed state, the best weights, the run writer); a phase builds its
+// optimiser, callbacks and loaders; an epoch is train_one_epoch
+// (train_epoch.h), then validation, then the callbacks, then the files.
 #include "tabby/train/trainer.h"
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
+#include <memory>
 #include <optional>
 #include <vector>
 
 #include <fmt/format.h>
 
-#include "tabby/nn/state_dict.h"
 #include "tabby/pipeline/batch_loader.h"
+#include "tabby/run/run_files.h"
 #include "tabby/train/callbacks.h"
 #include "tabby/train/checkpoint.h"
 #include "tabby/train/collapse.h"
-#include "tabby/train/epoch_metrics.h"
 #include "tabby/train/evaluate.h"
 #include "tabby/train/optimizer.h"
 #include "tabby/train/precision.h"
-#include "tabby/train/run.h"
+#include "tabby/train/run_writer.h"
+#include "tabby/train/train_epoch.h"
 #include "tabby/util/error.h"
-#include "tabby/util/fs.h"
 #include "tabby/util/log.h"
 #include "tabby/util/progress.h"
-#include "tabby/util/rng.h"
-#include "tabby/weights/safetensors.h"
 
 namespace tabby {
 
 namespace {
 
-constexpr uint64_t kStepSeedPurpose = 0x53544550;  // "STEP"
 constexpr int64_t kDeviceImageCacheLimitBytes = int64_t{8} << 30;
-constexpr int kCollapseEpochs = 2;  // epochs in a row of one-class predictions before fit() warns
 
 struct Phase {
-  std::string name;
+  TrainPhase kind;
   int first_epoch;  // 1-based, inclusive
   int last_epoch;
   double lr;
 };
 
-std::string metrics_text(double loss, double acc) {
-  return fmt::format("accuracy: {:.4f} - loss: {:.4f}", acc, loss);
+std::vector<Phase> plan_phases(const TrainOptions& o, const nn::NetworkImpl& net) {
+  std::vector<Phase> phases = {{TrainPhase::train, 1, o.epochs, o.lr}};
+  if (o.has_fine_tune()) {
+    if (!net.backbone()) throw UsageError("--fine-tune-epochs needs a model with a backbone");
+    phases.push_back({TrainPhase::fine_tune, o.epochs + 1, o.total_epochs(), o.fine_tune_lr});
+  }
+  return phases;
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
@@ -56,10 +60,322 @@ std::vector<torch::Tensor> trainable_parameters(nn::NetworkImpl& net) {
   return params;
 }
 
+nn::TensorMap snapshot(const nn::NetworkImpl& net) {
+  nn::TensorMap copy;
+  for (const auto& [k, v] : net.named_state()) copy.emplace(k, v.detach().clone());
+  return copy;
+}
+
+// What a phase's epochs read: the decoded images, or (feature cache) the outputs
+// of the frozen prefix, computed once per image.
+struct EpochSources {
+  torch::Tensor train, validation;  // validation undefined without validation data
+  size_t prefix = 0;                // layers already applied to the sources
+};
+
+EpochSources feature_cache_sources(nn::NetworkImpl& net, const ImageCache& train, const ImageCache* validation,
+                                   size_t prefix, const TrainOptions& o, const torch::Device& device) {
+  const auto t0 = std::chrono::steady_clock::now();
+  EpochSources s;
+  s.prefix = prefix;
+  s.train = compute_prefix_outputs(net, train.images, prefix, device, o.batch_size, "training images");
+  if (validation) {
+    s.validation = compute_prefix_outputs(net, validation->images, prefix, device, o.batch_size, "validation images");
+  }
+  log::infof("feature cache: the frozen backbone's outputs were computed once ({} images, {}); each epoch "
+             "trains only the layers after it",
+             train.size() + (validation ? validation->size() : 0), format_duration(seconds_since(t0)));
+  return s;
+}
+
+EpochSources prepare_sources(nn::NetworkImpl& net, const ImageCache& train, const ImageCache* validation,
+                             const TrainOptions& o, const torch::Device& device) {
+  const size_t prefix = o.feature_cache == Toggle::off ? 0 : net.cacheable_prefix();
+  if (o.feature_cache == Toggle::on && prefix == 0) {
+    log::warn("--feature-cache on: not possible for this model (augmentation before the backbone, or a "
+              "trainable backbone); computing every layer every epoch");
+  }
+  if (prefix > 0) return feature_cache_sources(net, train, validation, prefix, o, device);
+  EpochSources s{train.images, validation ? validation->images : torch::Tensor(), 0};
+  // Decoded images that fit comfortably live on the GPU: a batch is then a gather
+  // there, with no host copy per step. Larger sets stream from pinned host memory.
+  const int64_t bytes = s.train.nbytes() + (validation ? s.validation.nbytes() : 0);
+  if (device.is_cuda() && bytes <= kDeviceImageCacheLimitBytes) {
+    s.train = s.train.to(device);
+    if (validation) s.validation = s.validation.to(device);
+    log::infof("image cache on {}: {:.0f} MiB of uint8 images", device.str(), bytes / 1048576.0);
+  }
+  return s;
+}
+
+// Everything that lives for one phase.
+struct PhaseRun {
+  const Phase& phase;
+  std::vector<torch::Tensor> params;
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+  double lr;
+  EarlyStopping early;
+  ReduceLrOnPlateau plateau;
+  EpochSources sources;
+  std::unique_ptr<BatchLoader> train_loader, val_loader;
+};
+
+class Trainer {
+ public:
+  Trainer(nn::NetworkImpl& net, const ImageCache& train, const ImageCache* validation, const TrainOptions& options,
+          const FitContext& ctx);
+  FitResult run();
+
+ private:
+  void resume();
+  void run_phase(const Phase& phase);
+  std::unique_ptr<PhaseRun> start_phase(const Phase& phase);
+  bool run_epoch(PhaseRun& p, int epoch);
+  std::optional<std::string> validate_epoch(PhaseRun& p, int epoch, EpochRecord& rec);
+  bool apply_callbacks(PhaseRun& p, const EpochRecord& rec);
+  void save_epoch(PhaseRun& p, int epoch, bool improved);
+  void stop_early(const Phase& phase, int epoch);
+  void unfreeze_for_fine_tuning();
+  void finish();
+
+  nn::NetworkImpl& net_;
+  const ImageCache& train_;
+  const ImageCache* validation_;  // null without validation data
+  const TrainOptions& options_;
+  const FitContext& ctx_;
+  const std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  const std::vector<Phase> phases_;
+  const Precision precision_;
+  const int total_epochs_;
+  EarlyStoppingOptions es_options_;
+  ReduceLrOptions rl_options_;
+  RunWriter writer_;
+  LossScaler scaler_;
+  BestTracker best_;
+  CollapseDetector collapse_;
+  TrainerState state_;                     // what the checkpoint carries
+  std::optional<CheckpointData> resumed_;  // weights still to load while set
+  nn::TensorMap best_weights_;             // a copy of the best epoch's weights
+  EpochSources last_sources_;              // the last phase's, for the final validation
+  int epochs_this_process_ = 0;
+  FitResult result_;
+};
+
+const ImageCache* usable(const ImageCache* validation) {
+  return validation != nullptr && validation->size() > 0 ? validation : nullptr;
+}
+
 // Without validation data the val_* monitors fall back to training metrics.
-std::string usable_monitor(const std::string& monitor, bool have_validation) {
-  if (have_validation || monitor.rfind("val_", 0) != 0) return monitor;
-  return monitor.substr(4);
+Monitor usable_monitor(Monitor m, const ImageCache* validation) { return validation ? m : without_validation(m); }
+
+Trainer::Trainer(nn::NetworkImpl& net, const ImageCache& train, const ImageCache* validation,
+                 const TrainOptions& options, const FitContext& ctx)
+    : net_(net),
+      train_(train),
+      validation_(usable(validation)),
+      options_(options),
+      ctx_(ctx),
+      phases_(plan_phases(options, net)),
+      precision_(resolve_precision(options.precision, ctx.device)),
+      total_epochs_(options.total_epochs()),
+      es_options_(options.early_stopping),
+      rl_options_(options.reduce_lr),
+      writer_(ctx.run_dir),
+      scaler_(precision_ == Precision::fp16),
+      best_(usable_monitor(options.best_monitor, validation_)),
+      collapse_(validation_ ? validation_->class_counts() : std::vector<int64_t>{},
+                validation_ ? validation_->class_names : std::vector<std::string>{}, CollapseState{}) {
+  es_options_.monitor = usable_monitor(es_options_.monitor, validation_);
+  rl_options_.monitor = usable_monitor(rl_options_.monitor, validation_);
+  if (precision_ != Precision::fp32) {
+    log::infof("mixed precision: forward pass in {}{}", precision_name(precision_),
+               precision_ == Precision::fp16 ? " with dynamic loss scaling" : "");
+  }
+}
+
+void Trainer::resume() {
+  resumed_ = writer_.read_checkpoint();
+  state_ = resumed_->state;
+  best_.restore(state_.best);
+  scaler_.restore(state_.loss_scaler);
+  // Warnings said before the interruption stay in run.json, and the collapse
+  // detector's memory lets a run interrupted between its two epochs still warn.
+  collapse_ = CollapseDetector(validation_ ? validation_->class_counts() : std::vector<int64_t>{},
+                               validation_ ? validation_->class_names : std::vector<std::string>{}, state_.collapse);
+  best_weights_ = writer_.read_best_weights();
+  log::infof("resuming after epoch {}/{} from {}", state_.epochs_done, total_epochs_,
+             (ctx_.run_dir / run_files::kCheckpoint).string());
+}
+
+FitResult Trainer::run() {
+  if (ctx_.resume) resume();
+  for (const Phase& phase : phases_) {
+    // A phase finished before the interruption needs nothing; later phases set their own parameters.
+    if (phase.last_epoch > state_.epochs_done) run_phase(phase);
+  }
+  finish();
+  return std::move(result_);
+}
+
+void Trainer::unfreeze_for_fine_tuning() {
+  const auto bb = net_.backbone();
+  net_.set_backbone_trainable_blocks(options_.fine_tune_last, bb->bn_inference() || bb->trainable_blocks() == 0);
+}
+
+void Trainer::run_phase(const Phase& phase) {
+  auto p = start_phase(phase);
+  bool stop = false;
+  for (int epoch = std::max(phase.first_epoch, state_.epochs_done + 1); epoch <= phase.last_epoch && !stop; ++epoch) {
+    stop = run_epoch(*p, epoch);
+    if (ctx_.stop_after_epochs > 0 && ++epochs_this_process_ >= ctx_.stop_after_epochs && epoch < total_epochs_) {
+      throw Error("stopped after " + std::to_string(ctx_.stop_after_epochs) + " epochs (test hook)");
+    }
+  }
+  last_sources_ = p->sources;
+}
+
+std::unique_ptr<PhaseRun> Trainer::start_phase(const Phase& phase) {
+  if (phase.kind == TrainPhase::fine_tune) {
+    unfreeze_for_fine_tuning();
+    log::infof("fine-tuning: unfroze the last {} blocks of {} ({} trainable parameters), learning rate {}",
+               options_.fine_tune_last, net_.backbone()->arch(), net_.count_trainable(), phase.lr);
+  }
+  if (resumed_) {
+    // After the phase's freezing, so parameters and batch-norm modes match the checkpoint's.
+    net_.load_named_state(resumed_->weights, /*strict=*/true);
+  }
+  auto params = trainable_parameters(net_);
+  auto optimizer = make_optimizer(options_, phase.lr, params);
+  auto p = std::unique_ptr<PhaseRun>(new PhaseRun{phase, std::move(params), std::move(optimizer), phase.lr,
+                                                  EarlyStopping(es_options_), ReduceLrOnPlateau(rl_options_), {}, {}, {}});
+  if (resumed_ && state_.phase == phase.kind && state_.epochs_done >= phase.first_epoch) {
+    load_optimizer_state(*p->optimizer, resumed_->optimizer_state);
+    p->lr = state_.lr;
+    set_learning_rate(*p->optimizer, p->lr);
+    p->early.restore(state_.early_stopping);
+    p->plateau.restore(state_.reduce_lr);
+  }
+  resumed_.reset();
+  p->sources = prepare_sources(net_, train_, validation_, options_, ctx_.device);
+  result_.feature_cache_used = result_.feature_cache_used || p->sources.prefix > 0;
+  p->train_loader = std::make_unique<BatchLoader>(p->sources.train, train_.labels,
+                                                  LoaderOptions::training(options_.batch_size, options_.seed, ctx_.device));
+  if (validation_) {
+    p->val_loader = std::make_unique<BatchLoader>(p->sources.validation, validation_->labels,
+                                                  LoaderOptions::in_order(options_.batch_size, ctx_.device));
+  }
+  return p;
+}
+
+// One epoch: train, validate, callbacks, files. True when training should stop.
+bool Trainer::run_epoch(PhaseRun& p, int epoch) {
+  const auto epoch_start = std::chrono::steady_clock::now();
+  ProgressLine progress(fmt::format("epoch {}/{}", epoch, total_epochs_), p.train_loader->num_batches());
+  EpochTraining training{net_,        *p.optimizer,   scaler_,          p.params, precision_, p.sources.prefix,
+                         options_.seed, ctx_.device.is_cuda() ? 16 : 1, p.lr};
+  const EpochTotals totals = train_one_epoch(training, *p.train_loader, epoch, progress);
+  EpochRecord rec;
+  rec.epoch = epoch;
+  rec.phase = p.phase.kind;
+  rec.loss = totals.loss;
+  rec.accuracy = totals.accuracy;
+  rec.lr = p.lr;
+  const std::optional<std::string> collapse = validate_epoch(p, epoch, rec);
+  rec.seconds = seconds_since(epoch_start);
+  std::string line = fmt::format("accuracy: {:.4f} - loss: {:.4f}", rec.accuracy, rec.loss);
+  if (validation_) line += fmt::format(" - val_accuracy: {:.4f} - val_loss: {:.4f}", rec.val_accuracy, rec.val_loss);
+  progress.finish(line);
+  if (collapse) {
+    log::warn(*collapse, collapse_hint());
+    state_.warnings.push_back(*collapse);
+  }
+  state_.history.push_back(rec);
+  const bool improved = best_.update(rec);
+  const bool stop = apply_callbacks(p, rec);
+  if (improved) best_weights_ = snapshot(net_);
+  save_epoch(p, epoch, improved);
+  if (stop) stop_early(p.phase, epoch);
+  return stop;
+}
+
+// Validation metrics into `rec`; the collapse warning to give, if this epoch completes a streak.
+std::optional<std::string> Trainer::validate_epoch(PhaseRun& p, int epoch, EpochRecord& rec) {
+  if (!validation_) return std::nullopt;
+  const EvalResult v = evaluate_network(net_, *p.val_loader, p.sources.prefix, /*keep_outputs=*/false, precision_);
+  rec.val_loss = v.loss;
+  rec.val_accuracy = v.accuracy;
+  return collapse_.observe(epoch, v.predicted_counts, v.count, v.accuracy);
+}
+
+// Early stopping and the learning-rate plateau; true when training should stop.
+bool Trainer::apply_callbacks(PhaseRun& p, const EpochRecord& rec) {
+  const bool stop = p.early.on_epoch_end(rec);
+  const double next_lr = p.plateau.on_epoch_end(rec, p.lr);
+  if (next_lr != p.lr) {
+    log::infof("ReduceLROnPlateau: {} has not improved for {} epochs; learning rate {} -> {}",
+               enum_name(rl_options_.monitor), rl_options_.patience, p.lr, next_lr);
+    p.lr = next_lr;
+    set_learning_rate(*p.optimizer, p.lr);
+  }
+  return stop;
+}
+
+void Trainer::save_epoch(PhaseRun& p, int epoch, bool improved) {
+  state_.epochs_done = epoch;
+  state_.phase = p.phase.kind;
+  state_.lr = p.lr;
+  state_.best = best_.state();
+  state_.early_stopping = p.early.state();
+  state_.reduce_lr = p.plateau.state();
+  state_.loss_scaler = scaler_.state();
+  state_.collapse = collapse_.state();
+  writer_.epoch_finished(net_, *p.optimizer, state_, improved);
+}
+
+void Trainer::stop_early(const Phase& phase, int epoch) {
+  log::infof("EarlyStopping: {} has not improved for {} epochs; stopping {} after epoch {}",
+             enum_name(es_options_.monitor), es_options_.patience,
+             phase.kind == TrainPhase::train ? "training" : "fine-tuning", epoch);
+  result_.stopped_early = true;
+  if (es_options_.restore_best_weights && !best_weights_.empty()) {
+    net_.load_named_state(best_weights_, /*strict=*/true);
+    log::infof("restored the weights of epoch {} ({} = {:.4f})", best_.best_epoch(), enum_name(best_.monitor()),
+               best_.best());
+  }
+}
+
+void Trainer::finish() {
+  if (resumed_) {
+    // Every epoch had finished before the interruption (it came while the final
+    // weights were being written): the trained weights are the checkpoint's, in
+    // the last phase's set-up.
+    if (phases_.back().kind == TrainPhase::fine_tune) unfreeze_for_fine_tuning();
+    net_.load_named_state(resumed_->weights, /*strict=*/true);
+    resumed_.reset();
+  }
+  result_.best_epoch = best_.best_epoch();
+  result_.best_value = best_.best();
+  if (options_.keep == KeepWeights::best && !best_weights_.empty()) {
+    net_.load_named_state(best_weights_, /*strict=*/true);
+    result_.kept = KeepWeights::best;
+    log::infof("keeping the weights of epoch {} ({} = {:.4f})", best_.best_epoch(), enum_name(best_.monitor()),
+               best_.best());
+  }
+  writer_.save_kept_weights(net_, result_.kept);
+  if (validation_ && last_sources_.validation.defined()) {
+    BatchLoader loader(last_sources_.validation, validation_->labels,
+                       LoaderOptions::in_order(options_.batch_size, ctx_.device));
+    result_.validation = evaluate_network(net_, loader, last_sources_.prefix, /*keep_outputs=*/true, precision_);
+  }
+  if (scaler_.skipped_steps() > 0) {
+    log::infof("fp16 loss scaling skipped {} steps with inf/NaN gradients (final scale {})", scaler_.skipped_steps(),
+               scaler_.scale());
+  }
+  result_.history = state_.history;
+  result_.warnings = state_.warnings;
+  result_.collapsed_epoch = collapse_.state().collapsed_epoch;
+  result_.seconds = seconds_since(start_);
+  net_.eval();
 }
 
 }  // namespace
@@ -67,287 +383,7 @@ std::string usable_monitor(const std::string& monitor, bool have_validation) {
 FitResult fit(nn::NetworkImpl& net, const ImageCache& train, const ImageCache* validation, const TrainOptions& options,
               const FitContext& ctx) {
   validate(options);
-  const auto fit_start = std::chrono::steady_clock::now();
-  const bool have_val = validation != nullptr && validation->size() > 0;
-  const std::vector<int64_t> validation_class_counts =
-      have_val ? validation->class_counts() : std::vector<int64_t>{};
-  int one_class_since = 0;  // first epoch of the current run of one-class validation predictions
-  const bool writing = !ctx.run_dir.empty();
-  FitResult result;
-
-  std::vector<Phase> phases = {{"train", 1, options.epochs, options.lr}};
-  if (options.has_fine_tune()) {
-    if (!net.backbone()) throw UsageError("--fine-tune-epochs needs a model with a backbone");
-    phases.push_back({"fine-tune", options.epochs + 1, options.total_epochs(), options.fine_tune_lr});
-  }
-  const int total_epochs = options.total_epochs();
-  const Precision precision = resolve_precision(options.precision, ctx.device);
-  if (precision != Precision::fp32) {
-    log::infof("mixed precision: forward pass in {}{}", precision_name(precision),
-               precision == Precision::fp16 ? " with dynamic loss scaling" : "");
-  }
-  LossScaler scaler(precision == Precision::fp16);
-
-  BestTracker best(usable_monitor(options.best_monitor, have_val));
-  EarlyStoppingOptions es_options = options.early_stopping;
-  es_options.monitor = usable_monitor(es_options.monitor, have_val);
-  ReduceLrOptions rl_options = options.reduce_lr;
-  rl_options.monitor = usable_monitor(rl_options.monitor, have_val);
-
-  // Resume: weights, history and callback state from the checkpoint.
-  int epochs_done = 0;
-  std::optional<CheckpointData> resumed;
-  if (ctx.resume) {
-    resumed = read_checkpoint(ctx.run_dir / run_files::kCheckpoint);
-    epochs_done = resumed->epochs_done;
-    result.history = resumed->history;
-    best.restore(resumed->state.value("best", nlohmann::json::object()));
-    scaler.restore(resumed->state.value("loss_scaler", nlohmann::json::object()));
-    // Warnings said before the interruption stay in run.json, and the collapse
-    // detector's memory lets a run interrupted between its two epochs still warn.
-    result.warnings = resumed->state.value("warnings", std::vector<std::string>{});
-    const auto collapse_state = resumed->state.value("collapse", nlohmann::json::object());
-    one_class_since = collapse_state.value("one_class_since", 0);
-    result.collapsed_epoch = collapse_state.value("collapsed_epoch", 0);
-    log::infof("resuming after epoch {}/{} from {}", epochs_done, total_epochs,
-               (ctx.run_dir / run_files::kCheckpoint).string());
-  }
-
-  bool restore_pending = resumed.has_value();
-  nn::TensorMap best_weights;  // a copy of the best epoch's weights, for restore/keep
-  auto snapshot = [&net] {
-    nn::TensorMap copy;
-    for (const auto& [k, v] : net.named_state()) copy.emplace(k, v.detach().clone());
-    return copy;
-  };
-  if (resumed && ctx.resume) {
-    std::error_code ec;
-    if (fs::is_regular_file(ctx.run_dir / run_files::kBest, ec)) {
-      best_weights = nn::to_torch(read_safetensors(ctx.run_dir / run_files::kBest).tensors);
-    }
-  }
-  int epochs_this_process = 0;
-  torch::Tensor last_val_source;  // the last phase's validation inputs (images or cached features)
-  size_t last_prefix = 0;
-
-  auto unfreeze_for_fine_tuning = [&] {
-    const auto bb = net.backbone();
-    net.set_backbone_trainable_blocks(options.fine_tune_last, bb->bn_inference() || bb->trainable_blocks() == 0);
-  };
-  for (const Phase& phase : phases) {
-    if (phase.last_epoch <= epochs_done) {
-      // Finished before the interruption; only its parameter set-up matters
-      // for later phases (the fine-tune phase sets its own).
-      continue;
-    }
-    if (phase.name == "fine-tune") {
-      unfreeze_for_fine_tuning();
-      log::infof("fine-tuning: unfroze the last {} blocks of {} ({} trainable parameters), learning rate {}",
-                 options.fine_tune_last, net.backbone()->arch(), net.count_trainable(), phase.lr);
-    }
-    if (restore_pending) {
-      // After the phase's freezing, so parameters and batch-norm modes match the checkpoint's.
-      net.load_named_state(resumed->weights, /*strict=*/true);
-      restore_pending = false;
-    }
-
-    const std::vector<torch::Tensor> params = trainable_parameters(net);
-    auto optimizer = make_optimizer(options, phase.lr, params);
-    double lr = phase.lr;
-    EarlyStopping early(es_options);
-    ReduceLrOnPlateau plateau(rl_options);
-    if (resumed && resumed->phase == phase.name && epochs_done >= phase.first_epoch) {
-      load_optimizer_state(*optimizer, resumed->optimizer_state);
-      lr = resumed->state.value("lr", phase.lr);
-      set_learning_rate(*optimizer, lr);
-      early.restore(resumed->state.value("early_stopping", nlohmann::json::object()));
-      plateau.restore(resumed->state.value("reduce_lr", nlohmann::json::object()));
-    }
-
-    // Feature caching: a frozen prefix (preprocessing + frozen backbone, no
-    // augmentation before it) is computed once per image and reused.
-    size_t prefix = 0;
-    if (options.feature_cache != "off") {
-      prefix = net.cacheable_prefix();
-      if (options.feature_cache == "on" && prefix == 0) {
-        log::warn("--feature-cache on: not possible for this model (augmentation before the backbone, or a "
-                  "trainable backbone); computing every layer every epoch");
-      }
-    }
-    torch::Tensor train_source = train.images, val_source = have_val ? validation->images : torch::Tensor();
-    if (prefix > 0) {
-      auto t0 = std::chrono::steady_clock::now();
-      train_source = compute_prefix_outputs(net, train.images, prefix, ctx.device, options.batch_size, "training images");
-      if (have_val) {
-        val_source = compute_prefix_outputs(net, validation->images, prefix, ctx.device, options.batch_size,
-                                            "validation images");
-      }
-      result.feature_cache_used = true;
-      log::infof("feature cache: the frozen backbone's outputs were computed once ({} images, {}); each epoch "
-                 "trains only the layers after it",
-                 train.size() + (have_val ? validation->size() : 0), format_duration(seconds_since(t0)));
-    } else if (ctx.device.is_cuda()) {
-      // Decoded images that fit comfortably live on the GPU: a batch is then a gather
-      // there, with no host copy per step. Larger sets stream from pinned host memory.
-      const int64_t bytes = train_source.nbytes() + (have_val ? val_source.nbytes() : 0);
-      if (bytes <= kDeviceImageCacheLimitBytes) {
-        train_source = train_source.to(ctx.device);
-        if (have_val) val_source = val_source.to(ctx.device);
-        log::infof("image cache on {}: {:.0f} MiB of uint8 images", ctx.device.str(), bytes / 1048576.0);
-      }
-    }
-    last_val_source = val_source;
-    last_prefix = prefix;
-    BatchLoader train_loader(train_source, train.labels,
-                             LoaderOptions{options.batch_size, true, options.seed, ctx.device, 2, false});
-    std::unique_ptr<BatchLoader> val_loader;
-    if (have_val) {
-      val_loader = std::make_unique<BatchLoader>(
-          val_source, validation->labels, LoaderOptions{options.batch_size, false, 0, ctx.device, 2, false});
-    }
-
-    bool stop = false;
-    for (int epoch = std::max(phase.first_epoch, epochs_done + 1); epoch <= phase.last_epoch && !stop; ++epoch) {
-      const auto epoch_start = std::chrono::steady_clock::now();
-      net.train();
-      train_loader.start_epoch(epoch);
-      ProgressLine progress(fmt::format("epoch {}/{}", epoch, total_epochs), train_loader.num_batches());
-      EpochMetrics metrics(ctx.device.is_cuda() ? 16 : 1);
-      const int64_t steps_in_epoch = train_loader.num_batches();
-      int64_t step = 0;
-      auto stop_if_diverged = [&](const std::optional<EpochMetrics::NonFinite>& bad) {
-        if (!bad) return;
-        throw Error(fmt::format("the loss became {} at epoch {}, step {}: training diverged", bad->value, epoch,
-                                bad->step),
-                    fmt::format("lower the learning rate (--lr {}){}, or check the input scaling of the model; "
-                                "the last good checkpoint (epoch {}) is kept",
-                                lr / 10, precision == Precision::fp32 ? "" : " or train in --precision fp32",
-                                epoch - 1));
-      };
-      while (auto batch = train_loader.next()) {
-        torch::manual_seed(derive_seed(options.seed, {kStepSeedPurpose, static_cast<uint64_t>(epoch),
-                                                      static_cast<uint64_t>(step)}));
-        torch::Tensor logits;
-        {
-          AutocastScope autocast(precision, batch->inputs.device());
-          logits = net.forward_range(batch->inputs, prefix, net.size());
-        }
-        // The loss in fp32 whatever the forward pass ran in (CPU autocast keeps softmax in bf16).
-        logits = logits.to(torch::kFloat32);
-        auto loss = net.loss(logits, batch->labels);
-        metrics.add(loss, net.predicted_classes(logits.detach()).eq(batch->labels).sum(), batch->labels.size(0));
-        ++step;
-        const bool read_now = metrics.due() || step == steps_in_epoch;
-        if (read_now) stop_if_diverged(metrics.read());
-        optimizer->zero_grad();
-        scaler.scale_loss(loss).backward();
-        const bool finite_gradients = scaler.unscale_and_check(params);
-        if (finite_gradients) optimizer->step();
-        scaler.update(finite_gradients);
-        if (read_now) progress.update(step, metrics_text(metrics.loss(), metrics.accuracy()));
-      }
-      stop_if_diverged(metrics.read());
-      EpochRecord rec;
-      rec.epoch = epoch;
-      rec.phase = phase.name;
-      rec.loss = metrics.loss();
-      rec.accuracy = metrics.accuracy();
-      rec.lr = lr;
-      std::optional<std::string> collapse;
-      if (have_val) {
-        EvalResult v = evaluate_network(net, *val_loader, prefix, /*keep_outputs=*/false, precision);
-        rec.val_loss = v.loss;
-        rec.val_accuracy = v.accuracy;
-        const auto only = single_predicted_class(v.predicted_counts, validation_class_counts);
-        one_class_since = only ? (one_class_since > 0 ? one_class_since : epoch) : 0;
-        // A first epoch can start this way and recover; a second in a row rarely does. Said once.
-        if (only && epoch - one_class_since + 1 >= kCollapseEpochs && result.collapsed_epoch == 0) {
-          const auto c = static_cast<size_t>(*only);
-          collapse = collapse_warning(
-              one_class_since, c < validation->class_names.size() ? validation->class_names[c] : std::to_string(c),
-              v.count, v.accuracy);
-          result.collapsed_epoch = one_class_since;
-        }
-      }
-      rec.seconds = seconds_since(epoch_start);
-      std::string line = metrics_text(rec.loss, rec.accuracy);
-      if (have_val) line += fmt::format(" - val_accuracy: {:.4f} - val_loss: {:.4f}", rec.val_accuracy, rec.val_loss);
-      progress.finish(line);
-      if (collapse) {
-        log::warn(*collapse, collapse_hint());
-        result.warnings.push_back(*collapse);
-      }
-      result.history.push_back(rec);
-
-      // Callbacks.
-      const bool improved = best.update(rec);
-      stop = early.on_epoch_end(rec);
-      const double next_lr = plateau.on_epoch_end(rec, lr);
-      if (next_lr != lr) {
-        log::infof("ReduceLROnPlateau: {} has not improved for {} epochs; learning rate {} -> {}", rl_options.monitor,
-                   rl_options.patience, lr, next_lr);
-        lr = next_lr;
-        set_learning_rate(*optimizer, lr);
-      }
-
-      if (improved) best_weights = snapshot();
-      if (writing) {
-        if (improved) save_weights(ctx.run_dir / run_files::kBest, net, {{"epoch", std::to_string(epoch)}});
-        write_file_atomic(ctx.run_dir / run_files::kHistory, history_to_csv(result.history));
-        nlohmann::json state = {{"lr", lr},
-                                {"best", best.state()},
-                                {"early_stopping", early.state()},
-                                {"reduce_lr", plateau.state()},
-                                {"loss_scaler", scaler.state()},
-                                {"warnings", result.warnings},
-                                {"collapse",
-                                 {{"one_class_since", one_class_since}, {"collapsed_epoch", result.collapsed_epoch}}}};
-        write_checkpoint(ctx.run_dir / run_files::kCheckpoint, net, *optimizer,
-                         CheckpointInfo{epoch, phase.name, result.history, state});
-        update_run_json(ctx.run_dir, {{"status", "running"}, {"epochs_completed", epoch}});
-      }
-      if (stop) {
-        log::infof("EarlyStopping: {} has not improved for {} epochs; stopping {} after epoch {}", es_options.monitor,
-                   es_options.patience, phase.name == "train" ? "training" : "fine-tuning", epoch);
-        result.stopped_early = true;
-        if (es_options.restore_best_weights && !best_weights.empty()) {
-          net.load_named_state(best_weights, /*strict=*/true);
-          log::infof("restored the weights of epoch {} ({} = {:.4f})", best.best_epoch(), best.monitor(), best.best());
-        }
-      }
-      if (ctx.stop_after_epochs > 0 && ++epochs_this_process >= ctx.stop_after_epochs && epoch < total_epochs) {
-        throw Error("stopped after " + std::to_string(ctx.stop_after_epochs) + " epochs (test hook)");
-      }
-    }
-  }
-
-  if (restore_pending) {
-    // Every epoch had finished before the interruption (it came while the final
-    // weights were being written): the trained weights are the checkpoint's, in
-    // the last phase's set-up.
-    if (phases.back().name == "fine-tune") unfreeze_for_fine_tuning();
-    net.load_named_state(resumed->weights, /*strict=*/true);
-    restore_pending = false;
-  }
-  result.best_epoch = best.best_epoch();
-  result.best_value = best.best();
-  if (options.keep == "best" && !best_weights.empty()) {
-    net.load_named_state(best_weights, /*strict=*/true);
-    result.kept = "best";
-    log::infof("keeping the weights of epoch {} ({} = {:.4f})", best.best_epoch(), best.monitor(), best.best());
-  }
-  if (have_val && last_val_source.defined()) {
-    BatchLoader loader(last_val_source, validation->labels,
-                       LoaderOptions{options.batch_size, false, 0, ctx.device, 2, false});
-    result.validation = evaluate_network(net, loader, last_prefix, /*keep_outputs=*/true, precision);
-  }
-  if (scaler.skipped_steps() > 0) {
-    log::infof("fp16 loss scaling skipped {} steps with inf/NaN gradients (final scale {})", scaler.skipped_steps(),
-               scaler.scale());
-  }
-  result.seconds = seconds_since(fit_start);
-  net.eval();
-  return result;
+  return Trainer(net, train, validation, options, ctx).run();
 }
 
 }  // namespace tabby

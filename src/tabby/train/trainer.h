@@ -20,7 +20,7 @@
 #include "tabby/nn/network.h"
 #include "tabby/pipeline/image_cache.h"
 #include "tabby/train/evaluate.h"
-#include "tabby/train/history.h"
+#include "tabby/run/history.h"
 
 namespace tabby {
 
@@ -29,7 +29,7 @@ struct FitResult {
   bool stopped_early = false;
   int best_epoch = 0;          // by options.best_monitor; 0 when unknown
   double best_value = 0;
-  std::string kept = "last";   // which weights the network holds at the end: "last" or "best"
+  KeepWeights kept = KeepWeights::last;  // which weights the network holds at the end
   bool feature_cache_used = false;
   double seconds = 0;
   // Things a person should know about the run, as printed.
@@ -45,7 +45,7 @@ struct FitResult {
 
 struct FitContext {
   torch::Device device = torch::kCPU;
-  // Run folder for checkpoints, history and best weights; empty: none written.
+  // Run folder for checkpoints, history, best and kept weights (train/run_writer.h); empty: none written.
   std::filesystem::path run_dir;
   // Resume from run_dir's checkpoint.
   bool resume = false;
@@ -54,7 +54,7 @@ struct FitContext {
 };
 
 // Trains `net` (already on ctx.device, pretrained weights loaded) on `train`,
-// validating on `validation` when given.
+// validating on `validation` when given. `options` must be validated.
 FitResult fit(nn::NetworkImpl& net, const ImageCache& train, const ImageCache* validation, const TrainOptions& options,
               const FitContext& ctx);
 

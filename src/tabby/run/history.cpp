@@ -1,4 +1,4 @@
-#include "tabby/train/history.h"
+#include "tabby/run/history.h"
 
 #include <cmath>
 #include <sstream>
@@ -6,14 +6,17 @@
 #include <fmt/format.h>
 
 #include "tabby/util/error.h"
+#include "tabby/util/json_fields.h"
 
 namespace tabby {
 
-double EpochRecord::metric(const std::string& name) const {
-  if (name == "loss") return loss;
-  if (name == "accuracy") return accuracy;
-  if (name == "val_loss") return val_loss;
-  if (name == "val_accuracy") return val_accuracy;
+double EpochRecord::metric(Monitor monitor) const {
+  switch (monitor) {
+    case Monitor::loss: return loss;
+    case Monitor::accuracy: return accuracy;
+    case Monitor::val_loss: return val_loss;
+    case Monitor::val_accuracy: return val_accuracy;
+  }
   return std::numeric_limits<double>::quiet_NaN();
 }
 
@@ -36,6 +39,11 @@ double parse_number(const std::string& s, const std::string& source, int line) {
   }
 }
 
+TrainPhase parse_phase(const std::string& word, const std::string& where) {
+  if (auto phase = enum_from_name<TrainPhase>(word)) return *phase;
+  throw Error(where + ": unknown training phase '" + word + "'", "expected " + enum_choices<TrainPhase>());
+}
+
 const char* kHeader = "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds,phase";
 
 }  // namespace
@@ -44,7 +52,7 @@ std::string history_to_csv(const std::vector<EpochRecord>& history) {
   std::string out = std::string(kHeader) + "\n";
   for (const auto& r : history) {
     out += fmt::format("{},{},{},{},{},{},{:.3f},{}\n", r.epoch, number(r.loss), number(r.accuracy), number(r.val_loss),
-                       number(r.val_accuracy), number(r.lr), r.seconds, r.phase);
+                       number(r.val_accuracy), number(r.lr), r.seconds, enum_name(r.phase));
   }
   return out;
 }
@@ -76,7 +84,7 @@ std::vector<EpochRecord> history_from_csv(const std::string& text, const std::st
     r.val_accuracy = parse_number(f[4], source, line_no);
     r.lr = parse_number(f[5], source, line_no);
     r.seconds = parse_number(f[6], source, line_no);
-    if (f.size() > 7 && !f[7].empty()) r.phase = f[7];
+    if (f.size() > 7 && !f[7].empty()) r.phase = parse_phase(f[7], source + ":" + std::to_string(line_no));
     out.push_back(r);
   }
   return out;
@@ -93,26 +101,29 @@ nlohmann::json history_to_json(const std::vector<EpochRecord>& history) {
                    {"val_accuracy", num(r.val_accuracy)},
                    {"lr", r.lr},
                    {"seconds", r.seconds},
-                   {"phase", r.phase}});
+                   {"phase", enum_name(r.phase)}});
   }
   return arr;
 }
 
-std::vector<EpochRecord> history_from_json(const nlohmann::json& j) {
-  auto num = [](const nlohmann::json& v) {
-    return v.is_number() ? v.get<double>() : std::numeric_limits<double>::quiet_NaN();
+std::vector<EpochRecord> history_from_json(const nlohmann::json& j, const std::string& source) {
+  namespace jf = json_fields;
+  // Epochs without a value (no validation data) are null.
+  auto metric = [&](const nlohmann::json& e, const char* key) {
+    return jf::optional<double>(e, key, std::numeric_limits<double>::quiet_NaN(), source);
   };
+  if (!j.is_array()) throw Error(source + ": the history must be a list of epochs");
   std::vector<EpochRecord> out;
   for (const auto& e : j) {
     EpochRecord r;
-    r.epoch = e.value("epoch", 0);
-    r.loss = num(e.value("loss", nlohmann::json()));
-    r.accuracy = num(e.value("accuracy", nlohmann::json()));
-    r.val_loss = num(e.value("val_loss", nlohmann::json()));
-    r.val_accuracy = num(e.value("val_accuracy", nlohmann::json()));
-    r.lr = e.value("lr", 0.0);
-    r.seconds = e.value("seconds", 0.0);
-    r.phase = e.value("phase", std::string("train"));
+    r.epoch = jf::required<int>(e, "epoch", source);
+    r.loss = metric(e, "loss");
+    r.accuracy = metric(e, "accuracy");
+    r.val_loss = metric(e, "val_loss");
+    r.val_accuracy = metric(e, "val_accuracy");
+    r.lr = jf::optional<double>(e, "lr", 0.0, source);
+    r.seconds = jf::optional<double>(e, "seconds", 0.0, source);
+    r.phase = parse_phase(jf::optional<std::string>(e, "phase", "train", source), source);
     out.push_back(r);
   }
   return out;

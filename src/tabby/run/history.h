@@ -7,9 +7,21 @@
 
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "tabby/config/train_options.h"
+#include "tabby/util/enum_names.h"
+
 namespace tabby {
+
+// A run trains in one phase, or two when it fine-tunes a backbone afterwards.
+enum class TrainPhase { train, fine_tune };
+template <>
+struct EnumNames<TrainPhase> {
+  static constexpr std::pair<TrainPhase, const char*> table[] = {{TrainPhase::train, "train"},
+                                                                 {TrainPhase::fine_tune, "fine-tune"}};
+};
 
 struct EpochRecord {
   int epoch = 0;  // 1-based, counted across phases
@@ -19,16 +31,17 @@ struct EpochRecord {
   double val_accuracy = std::numeric_limits<double>::quiet_NaN();
   double lr = 0;
   double seconds = 0;
-  std::string phase = "train";  // "train" or "fine-tune"
+  TrainPhase phase = TrainPhase::train;
 
-  // The value of a monitor name ("val_loss", "accuracy", ...); NaN if absent.
-  double metric(const std::string& name) const;
+  // The value of a monitor; NaN if absent.
+  double metric(Monitor monitor) const;
 };
 
 std::string history_to_csv(const std::vector<EpochRecord>& history);
 // Parses history.csv; a malformed file is a tabby::Error naming `source`.
 std::vector<EpochRecord> history_from_csv(const std::string& text, const std::string& source);
 nlohmann::json history_to_json(const std::vector<EpochRecord>& history);
-std::vector<EpochRecord> history_from_json(const nlohmann::json& j);
+// tabby::Error naming `source` when an entry is malformed.
+std::vector<EpochRecord> history_from_json(const nlohmann::json& j, const std::string& source);
 
 }  // namespace tabby

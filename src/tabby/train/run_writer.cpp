@@ -1,0 +1,38 @@
+#include "tabby/train/run_writer.h"
+
+#include "tabby/nn/state_dict.h"
+#include "tabby/run/run_files.h"
+#include "tabby/run/run_record.h"
+#include "tabby/train/run.h"
+#include "tabby/util/fs.h"
+#include "tabby/weights/safetensors.h"
+
+namespace tabby {
+
+RunWriter::RunWriter(std::filesystem::path run_dir) : dir_(std::move(run_dir)) {}
+
+CheckpointData RunWriter::read_checkpoint() const { return tabby::read_checkpoint(dir_ / run_files::kCheckpoint); }
+
+nn::TensorMap RunWriter::read_best_weights() const {
+  std::error_code ec;
+  if (!writes() || !fs::is_regular_file(dir_ / run_files::kBest, ec)) return {};
+  return nn::to_torch(read_safetensors(dir_ / run_files::kBest).tensors);
+}
+
+void RunWriter::epoch_finished(const nn::NetworkImpl& net, torch::optim::Optimizer& optimizer,
+                               const TrainerState& state, bool improved) const {
+  if (!writes()) return;
+  if (improved) save_weights(dir_ / run_files::kBest, net, {{"epoch", std::to_string(state.epochs_done)}});
+  write_file_atomic(dir_ / run_files::kHistory, history_to_csv(state.history));
+  write_checkpoint(dir_ / run_files::kCheckpoint, net, optimizer, state);
+  update_run_record(dir_, [&](RunRecord& r) {
+    r.status = RunStatus::running;
+    r.epochs_completed = state.epochs_done;
+  });
+}
+
+void RunWriter::save_kept_weights(const nn::NetworkImpl& net, KeepWeights kept) const {
+  if (writes()) save_weights(dir_ / run_files::kWeights, net, {{"kept", enum_name(kept)}});
+}
+
+}  // namespace tabby

@@ -1,0 +1,78 @@
+#include "tabby/train/train_epoch.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "tabby/util/error.h"
+#include "tabby/util/rng.h"
+
+namespace tabby {
+
+namespace {
+
+constexpr uint64_t kStepSeedPurpose = 0x53544550;  // "STEP"
+
+std::string metrics_text(const EpochMetrics& m) {
+  return fmt::format("accuracy: {:.4f} - loss: {:.4f}", m.accuracy(), m.loss());
+}
+
+void stop_if_diverged(const EpochTraining& t, const std::optional<EpochMetrics::NonFinite>& bad, int epoch) {
+  if (!bad) return;
+  throw Error(fmt::format("the loss became {} at epoch {}, step {}: training diverged", bad->value, epoch, bad->step),
+              fmt::format("lower the learning rate (--lr {}){}, or check the input scaling of the model; "
+                          "the last good checkpoint (epoch {}) is kept",
+                          t.lr / 10, t.precision == Precision::fp32 ? "" : " or train in --precision fp32",
+                          epoch - 1));
+}
+
+torch::Tensor forward_loss(EpochTraining& t, const Batch& batch, EpochMetrics& metrics) {
+  torch::Tensor logits;
+  {
+    AutocastScope autocast(t.precision, batch.inputs.device());
+    logits = t.net.forward_range(batch.inputs, t.first_layer, t.net.size());
+  }
+  // The loss in fp32 whatever the forward pass ran in (CPU autocast keeps softmax in bf16).
+  logits = logits.to(torch::kFloat32);
+  auto loss = t.net.loss(logits, batch.labels);
+  metrics.add(loss, t.net.predicted_classes(logits.detach()).eq(batch.labels).sum(), batch.labels.size(0));
+  return loss;
+}
+
+void apply_gradients(EpochTraining& t, const torch::Tensor& loss) {
+  t.optimizer.zero_grad();
+  t.scaler.scale_loss(loss).backward();
+  const bool finite_gradients = t.scaler.unscale_and_check(t.params);
+  if (finite_gradients) t.optimizer.step();
+  t.scaler.update(finite_gradients);
+}
+
+}  // namespace
+
+void train_step(EpochTraining& t, const Batch& batch, int epoch, int64_t step, EpochMetrics& metrics,
+                bool read_metrics) {
+  torch::manual_seed(
+      derive_seed(t.seed, {kStepSeedPurpose, static_cast<uint64_t>(epoch), static_cast<uint64_t>(step - 1)}));
+  const auto loss = forward_loss(t, batch, metrics);
+  // Read before the update, so a non-finite loss never reaches the weights.
+  if (read_metrics) stop_if_diverged(t, metrics.read(), epoch);
+  apply_gradients(t, loss);
+}
+
+EpochTotals train_one_epoch(EpochTraining& t, BatchLoader& loader, int epoch, ProgressLine& progress) {
+  t.net.train();
+  loader.start_epoch(epoch);
+  EpochMetrics metrics(t.read_every);
+  const int64_t steps = loader.num_batches();
+  int64_t step = 0;
+  while (auto batch = loader.next()) {
+    ++step;
+    const bool read_now = metrics.pending() + 1 >= std::max<int64_t>(1, t.read_every) || step == steps;
+    train_step(t, *batch, epoch, step, metrics, read_now);
+    if (read_now) progress.update(step, metrics_text(metrics));
+  }
+  stop_if_diverged(t, metrics.read(), epoch);
+  return {metrics.loss(), metrics.accuracy()};
+}
+
+}  // namespace tabby
