@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <random>
 #include <sstream>
@@ -130,6 +131,55 @@ void expect_same_tensors(const fs::path& a, const fs::path& b) {
 }
 
 nlohmann::json read_json(const fs::path& file) { return nlohmann::json::parse(read_file(file)); }
+
+// A callback's own flags act alone: given without --early-stopping or
+// --reduce-lr they switch their callback on, as --patience always did.
+TEST(TrainCli, CallbackFlagsSwitchTheirCallbackOn) {
+  const fs::path dir = scratch_dir("train_cli_callback_flags");
+  const TinyData d = make_tiny_data(dir, 8);
+  struct Case {
+    std::vector<std::string> flags;
+    std::function<void(const nlohmann::json&)> check;
+  };
+  const std::vector<Case> cases = {
+      {{"--min-delta", "0.25"},
+       [](const nlohmann::json& t) {
+         EXPECT_TRUE(t["early_stopping"]["enabled"].get<bool>());
+         EXPECT_DOUBLE_EQ(t["early_stopping"]["min_delta"].get<double>(), 0.25);
+         EXPECT_FALSE(t["reduce_lr"]["enabled"].get<bool>());
+       }},
+      {{"--no-restore-best"},
+       [](const nlohmann::json& t) {
+         EXPECT_TRUE(t["early_stopping"]["enabled"].get<bool>());
+         EXPECT_FALSE(t["early_stopping"]["restore_best_weights"].get<bool>());
+       }},
+      {{"--min-lr", "0.0001"},
+       [](const nlohmann::json& t) {
+         EXPECT_TRUE(t["reduce_lr"]["enabled"].get<bool>());
+         EXPECT_DOUBLE_EQ(t["reduce_lr"]["min_lr"].get<double>(), 1e-4);
+         EXPECT_FALSE(t["early_stopping"]["enabled"].get<bool>());
+       }},
+      {{},
+       [](const nlohmann::json& t) {
+         EXPECT_FALSE(t["early_stopping"]["enabled"].get<bool>());
+         EXPECT_FALSE(t["reduce_lr"]["enabled"].get<bool>());
+       }},
+  };
+  int n = 0;
+  for (const auto& c : cases) {
+    const fs::path run = dir / ("run" + std::to_string(n++));
+    std::vector<std::string> args = train_args(d, run, 1);
+    args.insert(args.end(), c.flags.begin(), c.flags.end());
+    args.push_back("--no-report");
+    const CommandResult r = run_tabby(args);
+    ASSERT_EQ(r.exit_code, 0) << describe(r);
+    SCOPED_TRACE(::testing::PrintToString(c.flags));
+    c.check(read_json(run / "run.json")["train"]);
+  }
+  // The help names only flags that exist.
+  const CommandResult help = run_tabby({"train", "--help"});
+  EXPECT_EQ(help.out.find("--best-monitor"), std::string::npos) << help.out;
+}
 
 TEST(TrainCli, RunFolderHoldsEverythingEvaluateAndPredictNeed) {
   const fs::path dir = scratch_dir("train_cli_run_folder");
