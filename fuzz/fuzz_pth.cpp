@@ -13,6 +13,7 @@
 #include <string>
 
 #include "fuzz_support.h"
+#include "support/pth_writer.h"
 #include "tabby/weights/pth.h"
 #include "tabby/weights/weights_file.h"
 #include "tabby/weights/zip_archive.h"
@@ -20,7 +21,7 @@
 namespace {
 
 std::string zip_around_pickle(std::string_view pickle) {
-  tabby::zip::Writer writer;
+  tabby::ZipWriter writer;
   writer.add("archive/data.pkl", pickle);
   writer.add("archive/byteorder", "little");
   // Storages of different sizes so that numel/offset checks have work to do.

@@ -23,10 +23,11 @@
 #include <vector>
 
 #include "tabby/config/presets.h"
-#include "tabby/image/encode.h"
+#include "support/image_encode.h"
 #include "tabby/image/image.h"
 #include "tabby/util/error.h"
 #include "tabby/util/fs.h"
+#include "support/pth_writer.h"
 #include "tabby/weights/pth.h"
 #include "tabby/weights/safetensors.h"
 #include "tabby/weights/zip_archive.h"

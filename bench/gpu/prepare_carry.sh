@@ -2,8 +2,8 @@
 # Fills, HERE, the git-ignored folders that a call of the GPU kit carries to
 # the device machine (bench/gpu/README.md), and checks that what travels fits:
 #
-#   bench/gpu/prepare_carry.sh          third_party/include/ (toml++ and CLI11 headers, which the
-#                                       GPU machine lacks / may lack) and .carry/shared/ (datasets/
+#   bench/gpu/prepare_carry.sh          third_party/include/ (toml++, CLI11 and OpenSSL headers, which
+#                                       the GPU machine lacks / may lack) and .carry/shared/ (datasets/
 #                                       cats_and_dogs_filtered, weights/: MobileNetV2 and SqueezeNet
 #                                       1.1 weights, test vectors, imagenet_classes.txt)
 #   bench/gpu/prepare_carry.sh --pets   third_party/include/ and .carry/pets/: the PetImages files
@@ -51,7 +51,13 @@ for h in toml++ CLI; do
   rm -rf "third_party/include/$h"
   cp -a "/usr/include/$h" third_party/include/
 done
-[[ -f third_party/include/toml++/toml.h && -f third_party/include/CLI/CLI.hpp ]] || die "header copy incomplete"
+# OpenSSL's headers (libcrypto's runtime is on every Ubuntu; its -dev package may not be):
+# the portable ones and this machine's configuration headers, in one folder.
+rm -rf third_party/include/openssl
+cp -a /usr/include/openssl third_party/include/
+cp -a /usr/include/"$(gcc -dumpmachine)"/openssl/. third_party/include/openssl/
+[[ -f third_party/include/toml++/toml.h && -f third_party/include/CLI/CLI.hpp &&
+   -f third_party/include/openssl/evp.h && -f third_party/include/openssl/configuration.h ]] || die "header copy incomplete"
 
 # ---------------------------------------------------------------- data
 if [[ $pets == 0 ]]; then

@@ -13,7 +13,7 @@
 
 #include "image_fixtures.h"
 #include "support/test_support.h"
-#include "tabby/image/encode.h"
+#include "support/image_encode.h"
 #include "tabby/image/resize.h"
 
 namespace tabby {

@@ -1,6 +1,6 @@
 // Encoding: PNG is lossless and well-formed, JPEG is close and well-formed,
 // odd sizes work, bad input is an error rather than a crash.
-#include "tabby/image/encode.h"
+#include "support/image_encode.h"
 
 #include <gtest/gtest.h>
 

@@ -27,7 +27,7 @@
 #include "tabby/dataset/folder.h"
 #include "tabby/dataset/split_spec.h"
 #include "tabby/image/decode.h"
-#include "tabby/image/encode.h"
+#include "support/image_encode.h"
 
 namespace tabby {
 namespace {

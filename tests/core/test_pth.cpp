@@ -14,6 +14,7 @@
 
 #include "tabby/util/error.h"
 #include "tabby/util/fs.h"
+#include "support/pth_writer.h"
 #include "tabby/weights/pth.h"
 #include "tabby/weights/safetensors.h"
 #include "tabby/weights/sha256.h"
@@ -313,7 +314,7 @@ struct Pickle {
 
 std::string archive(const std::string& pickle, const std::map<std::string, std::string>& storages,
                     const std::string& prefix = "archive") {
-  zip::Writer w;
+  ZipWriter w;
   w.add(prefix + "/data.pkl", pickle);
   for (const auto& [k, v] : storages) w.add(prefix + "/data/" + k, v);
   w.add(prefix + "/version", "3\n");
@@ -445,18 +446,18 @@ TEST(PthCrafted, HostileStructuresAreBounded) {
 TEST(PthCrafted, ArchiveProblemsAreNamed) {
   const std::string pkl = dict_of("w", [](Pickle& p) { p.tensor("0", "FloatStorage", 1, 0, {1}, {1}); });
   // Big-endian files.
-  zip::Writer be;
+  ZipWriter be;
   be.add("archive/data.pkl", pkl);
   be.add("archive/byteorder", "big");
   be.add("archive/data/0", floats({1}));
   EXPECT_NE(parse_error(be.finish()).find("big-endian"), std::string::npos);
   // TorchScript archives.
-  zip::Writer ts;
+  ZipWriter ts;
   ts.add("model/code/__torch__.py", "def forward(self): pass");
   ts.add("model/constants.pkl", Pickle().raw(")").done());
   EXPECT_NE(parse_error(ts.finish()).find("TorchScript"), std::string::npos);
   // A zip without a pickle, and a zip with a corrupted storage (CRC).
-  zip::Writer plain;
+  ZipWriter plain;
   plain.add("readme.txt", "hello");
   EXPECT_NE(parse_error(plain.finish()).find("without a data.pkl"), std::string::npos);
   std::string bytes = archive(pkl, {{"0", floats({1})}});

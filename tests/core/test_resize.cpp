@@ -10,7 +10,7 @@
 #include "image_fixtures.h"
 #include "support/test_support.h"
 #include "tabby/image/decode.h"
-#include "tabby/image/encode.h"
+#include "support/image_encode.h"
 #include "tabby/util/error.h"
 
 namespace tabby {

@@ -19,9 +19,10 @@
 #include <vector>
 
 #include "support/test_support.h"
-#include "tabby/image/encode.h"
+#include "support/image_encode.h"
 #include "tabby/image/image.h"
 #include "tabby/util/fs.h"
+#include "support/pth_writer.h"
 #include "tabby/weights/pth.h"
 #include "tabby/weights/safetensors.h"
 

@@ -15,7 +15,7 @@
 #include "support/test_support.h"
 #include "tabby/api/experiment.h"
 #include "tabby/image/decode.h"
-#include "tabby/image/encode.h"
+#include "support/image_encode.h"
 #include "tabby/report/base64.h"
 #include "tabby/util/fs.h"
 

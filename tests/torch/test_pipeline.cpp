@@ -10,7 +10,7 @@
 
 #include "support/test_support.h"
 #include "tabby/dataset/dataset.h"
-#include "tabby/image/encode.h"
+#include "support/image_encode.h"
 #include "tabby/pipeline/batch_loader.h"
 #include "tabby/pipeline/image_cache.h"
 #include "tabby/util/error.h"

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "support/test_support.h"
-#include "tabby/image/encode.h"
+#include "support/image_encode.h"
 #include "tabby/image/image.h"
 #include "tabby/train/precision.h"
 #include "tabby/util/error.h"

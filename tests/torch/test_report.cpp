@@ -17,7 +17,7 @@
 #include "support/test_support.h"
 #include "tabby/api/report_job.h"
 #include "tabby/image/decode.h"
-#include "tabby/image/encode.h"
+#include "support/image_encode.h"
 #include "tabby/report/base64.h"
 #include "tabby/util/error.h"
 #include "tabby/util/fs.h"

@@ -9,7 +9,7 @@
 #include "support/test_support.h"
 #include "tabby/api/train_job.h"
 #include "tabby/config/model_spec.h"
-#include "tabby/image/encode.h"
+#include "support/image_encode.h"
 #include "tabby/nn/network.h"
 #include "tabby/run/history.h"
 #include "tabby/run/run_files.h"

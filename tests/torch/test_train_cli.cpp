@@ -23,7 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "support/test_support.h"
-#include "tabby/image/encode.h"
+#include "support/image_encode.h"
 #include "tabby/image/image.h"
 #include "tabby/util/fs.h"
 #include "tabby/weights/safetensors.h"

@@ -3,6 +3,7 @@
 // torchvision's on the same weights, the reverse direction, the golden ImageNet
 // test vectors, and freezing / fine-tuning rules.
 #include "tabby/nn/state_dict.h"
+#include "tabby/config/backbone_table.h"
 #include "tabby/nn/zoo/backbone.h"
 #include "tabby/util/error.h"
 #include "tabby/weights/pth.h"
@@ -174,6 +175,18 @@ std::vector<torch::nn::BatchNorm2dImpl*> batch_norms(torch::nn::Module& module) 
 // ---------------------------------------------------------------------------
 
 TEST(Zoo, ListsTheTorchvisionNames) { EXPECT_EQ(backbone_archs(), kArchs); }
+
+// The backbone table (names, weights sources, normalisation) and the zoo's
+// structures are one list: every row builds, nothing builds without a row.
+TEST(Zoo, EveryRowOfTheBackboneTableHasAStructure) {
+  EXPECT_EQ(backbone_archs(), backbone_arch_names());
+  for (const auto& row : backbone_table()) {
+    SCOPED_TRACE(row.name);
+    EXPECT_EQ(make_backbone(row.name, false)->arch(), row.name);
+    EXPECT_NE(row.imagenet.file_name.find(row.imagenet.sha256.substr(0, 8)), std::string::npos);
+    EXPECT_EQ(row.normalization.mean, imagenet_normalization().mean);
+  }
+}
 
 TEST(Zoo, UnknownArchIsAUsageErrorListingTheKnownOnes) {
   try {

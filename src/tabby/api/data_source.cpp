@@ -68,7 +68,9 @@ void require_trainable(const Dataset& d) {
   }
 }
 
-ResolvedData resolve_data(const DataArgs& a) {
+namespace {
+
+void check_data_args(const DataArgs& a) {
   const int val_ways = !a.val.empty() + !a.val_split.empty() + (a.validation_split > 0);
   const int test_ways = !a.test.empty() + !a.test_split.empty() + (a.test_fraction > 0);
   if (val_ways > 1) throw UsageError("give only one of --val, --val-split and --validation-split");
@@ -77,40 +79,39 @@ ResolvedData resolve_data(const DataArgs& a) {
     throw UsageError("--val-split / --test-split need --split for the training part",
                      "e.g. --data ROOT --split 'train[:40%]' --val-split 'train[40%:50%]'");
   }
-  ResolvedData r;
-  Dataset all = load_dataset(a.data, a.split, a.class_names);
-  r.description = {{"data", a.data}};
-  if (!a.split.empty()) r.description["split"] = a.split;
+}
 
+// --validation-split / --test-fraction: parts of `all`, seeded (stratified for CSV files or on request).
+void split_fractions(const Dataset& all, const DataArgs& a, ResolvedData& r) {
   const bool stratified = a.stratify || is_csv(a.data);
-  if (a.validation_split > 0 || a.test_fraction > 0) {
-    if (stratified) {
-      auto parts = split_stratified(all, a.validation_split, a.test_fraction, a.seed);
-      r.train = parts.train;
-      if (a.validation_split > 0) r.validation = parts.validation;
-      if (a.test_fraction > 0) r.test = parts.test;
-    } else {
-      Dataset rest = all;
-      if (a.test_fraction > 0) {
-        auto t = split_validation(rest, a.test_fraction, a.seed ^ 0x54455354ULL);
-        rest = t.train;
-        r.test = t.validation;
-      }
-      if (a.validation_split > 0) {
-        auto v = split_validation(rest, a.validation_split, a.seed);
-        r.train = v.train;
-        r.validation = v.validation;
-      } else {
-        r.train = rest;
-      }
-    }
-    if (a.validation_split > 0) r.description["validation_split"] = a.validation_split;
-    if (a.test_fraction > 0) r.description["test_fraction"] = a.test_fraction;
-    r.description["stratified"] = stratified;
-    r.description["split_seed"] = a.seed;
+  if (stratified) {
+    auto parts = split_stratified(all, a.validation_split, a.test_fraction, a.seed);
+    r.train = parts.train;
+    if (a.validation_split > 0) r.validation = parts.validation;
+    if (a.test_fraction > 0) r.test = parts.test;
   } else {
-    r.train = all;
+    Dataset rest = all;
+    if (a.test_fraction > 0) {
+      auto t = split_validation(rest, a.test_fraction, a.seed ^ 0x54455354ULL);
+      rest = t.train;
+      r.test = t.validation;
+    }
+    if (a.validation_split > 0) {
+      auto v = split_validation(rest, a.validation_split, a.seed);
+      r.train = v.train;
+      r.validation = v.validation;
+    } else {
+      r.train = rest;
+    }
   }
+  if (a.validation_split > 0) r.description["validation_split"] = a.validation_split;
+  if (a.test_fraction > 0) r.description["test_fraction"] = a.test_fraction;
+  r.description["stratified"] = stratified;
+  r.description["split_seed"] = a.seed;
+}
+
+// --val / --val-split / --test / --test-split: other folders, CSV files or slices, with the training classes.
+void add_named_parts(const DataArgs& a, ResolvedData& r) {
   if (!a.val.empty()) {
     r.validation = with_classes_of(r.train, a.val, "");
     r.description["val"] = a.val;
@@ -125,6 +126,22 @@ ResolvedData resolve_data(const DataArgs& a) {
     r.test = with_classes_of(r.train, a.data, a.test_split);
     r.description["test_split"] = a.test_split;
   }
+}
+
+}  // namespace
+
+ResolvedData resolve_data(const DataArgs& a) {
+  check_data_args(a);
+  ResolvedData r;
+  Dataset all = load_dataset(a.data, a.split, a.class_names);
+  r.description = {{"data", a.data}};
+  if (!a.split.empty()) r.description["split"] = a.split;
+  if (a.validation_split > 0 || a.test_fraction > 0) {
+    split_fractions(all, a, r);
+  } else {
+    r.train = std::move(all);
+  }
+  add_named_parts(a, r);
   return r;
 }
 

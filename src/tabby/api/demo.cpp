@@ -44,12 +44,13 @@ std::vector<std::string> sample_images(const fs::path& root) {
 
 }  // namespace
 
-int run_demo(const DemoOptions& o) {
-  const auto start = std::chrono::steady_clock::now();
-  log::info("tabby demo: cats vs dogs, the Keras transfer-learning tutorial, natively");
-  const fs::path data = o.data.empty() ? find_or_fetch_dataset(cats_and_dogs_filtered()) : fs::path(o.data);
-  log::infof("data: {} (train/ and validation/, one sub-folder per class)", data.string());
+namespace {
 
+// Frozen ImageNet MobileNetV2 + a new head when its weights are found (the
+// backbone's features are computed once: no augmentation, so head epochs take
+// seconds; then the last blocks are fine-tuned briefly at a low learning rate);
+// else the tutorial's augmented CNN from scratch.
+TrainJob demo_train_job(const DemoOptions& o, const fs::path& data, bool transfer) {
   TrainJob job;
   job.data.data = (data / "train").string();
   job.data.val = (data / "validation").string();
@@ -57,11 +58,7 @@ int run_demo(const DemoOptions& o) {
   job.threads = o.threads;
   job.out = o.out;
   job.overwrite = true;
-  const bool transfer = pretrained_available("mobilenet_v2");
   if (transfer) {
-    // Frozen ImageNet MobileNetV2 + a new head; the backbone's features are
-    // computed once (no augmentation), so head epochs take seconds; then the
-    // last blocks are fine-tuned briefly at a low learning rate.
     job.model = "mobilenet_v2";
     job.freeze_backbone = true;
     const int64_t size = o.quick ? 96 : 160;
@@ -79,22 +76,40 @@ int run_demo(const DemoOptions& o) {
     job.train_overrides = {{"epochs", o.quick ? 1 : 4}, {"keep", "best"}};
     log::info("model: the tutorial's augmented CNN trained from scratch (small images, few epochs: expect ~65-70%)");
   }
-  TrainOutcome trained = run_train_job(job);
+  return job;
+}
 
+EvaluateOutcome evaluate_demo(const DemoOptions& o, const fs::path& data) {
   EvaluateJob eval;
   eval.run = o.out;
   eval.data = (data / "validation").string();
   eval.device = o.device;
   eval.threads = o.threads;
   eval.top_losses = 3;
-  EvaluateOutcome evaluated = run_evaluate_job(eval);
+  return run_evaluate_job(eval);
+}
 
+std::vector<Prediction> predict_demo(const DemoOptions& o, const fs::path& data) {
   PredictJob predict;
   predict.run = o.out;
   predict.inputs = sample_images(data);
   predict.top_k = 1;
   predict.device = o.device;
-  auto predictions = run_predict_job(predict);
+  return run_predict_job(predict);
+}
+
+}  // namespace
+
+int run_demo(const DemoOptions& o) {
+  const auto start = std::chrono::steady_clock::now();
+  log::info("tabby demo: cats vs dogs, the Keras transfer-learning tutorial, natively");
+  const fs::path data = o.data.empty() ? find_or_fetch_dataset(cats_and_dogs_filtered()) : fs::path(o.data);
+  log::infof("data: {} (train/ and validation/, one sub-folder per class)", data.string());
+  const bool transfer = pretrained_available("mobilenet_v2");
+  const TrainJob job = demo_train_job(o, data, transfer);
+  run_train_job(job);
+  const EvaluateOutcome evaluated = evaluate_demo(o, data);
+  const auto predictions = predict_demo(o, data);
 
   std::string out;
   out += fmt::format("\n== evaluation on {} validation images\n", evaluated.result.count);

@@ -75,43 +75,40 @@ size_t extract_zip(const fs::path& zip_file, const fs::path& dest_parent) {
   return written;
 }
 
-fs::path find_or_fetch_dataset(const RemoteDataset& spec) {
-  for (const auto& dir : dataset_search_dirs(spec.name)) {
-    if (has_layout(dir, spec)) return dir;
-  }
-  std::string searched;
-  for (const auto& dir : dataset_search_dirs(spec.name)) searched += "\n  " + dir.string();
-  if (env_setting("TABBY_OFFLINE").value_or("0") == "1") {
-    throw Error("dataset " + spec.name + " not found and TABBY_OFFLINE=1; looked in:" + searched,
-                "set TABBY_DATA_DIR to a folder holding " + spec.name + "/, or allow the download");
-  }
-  std::string url = spec.url;
-  if (auto base = env_setting("TABBY_DATASETS_BASE_URL")) {
-    url = *base + (base->back() == '/' ? "" : "/") + url.substr(url.find_last_of('/') + 1);
-  }
-  const fs::path datasets = cache_dir() / "datasets";
-  ensure_directory(datasets);
-  const fs::path archive = datasets / (spec.name + ".zip");
-  const fs::path recorded = datasets / (spec.name + ".zip.sha256");
+namespace {
+
+std::string download_url(const RemoteDataset& spec) {
+  const auto base = env_setting("TABBY_DATASETS_BASE_URL");
+  if (!base) return spec.url;
+  return *base + (base->back() == '/' ? "" : "/") + spec.url.substr(spec.url.find_last_of('/') + 1);
+}
+
+// The archive in the cache (downloaded when missing), its size and digest checked; returns the digest.
+std::string fetched_archive(const RemoteDataset& spec, const fs::path& archive, const fs::path& recorded) {
   std::error_code ec;
   if (!fs::is_regular_file(archive, ec)) {
+    const std::string url = download_url(spec);
     log::infof("downloading {} from {}", spec.name, url);
     download_file(url, archive, spec.sha256);
   }
   const uint64_t size = fs::file_size(archive, ec);
   if (spec.size_bytes != 0 && size != spec.size_bytes) {
     fs::remove(archive, ec);
-    throw Error(archive.string() + " has " + std::to_string(size) + " bytes, expected " + std::to_string(spec.size_bytes), "the download was damaged or the file changed upstream; run again");
+    throw Error(archive.string() + " has " + std::to_string(size) + " bytes, expected " + std::to_string(spec.size_bytes),
+                "the download was damaged or the file changed upstream; run again");
   }
   const std::string digest = sha256_file_hex(archive);
-  if (fs::is_regular_file(recorded, ec)) {
-    if (read_file(recorded).substr(0, 64) != digest) {
-      fs::remove(archive, ec);
-      throw Error(archive.string() + " differs from the copy first downloaded (SHA-256 mismatch)",
-                  "delete " + recorded.string() + " if the change is expected, then run again");
-    }
+  if (fs::is_regular_file(recorded, ec) && read_file(recorded).substr(0, 64) != digest) {
+    fs::remove(archive, ec);
+    throw Error(archive.string() + " differs from the copy first downloaded (SHA-256 mismatch)",
+                "delete " + recorded.string() + " if the change is expected, then run again");
   }
-  // Unpack into a temporary folder, then move into place.
+  return digest;
+}
+
+// Unpacks into a temporary folder, then moves the dataset into place.
+fs::path unpacked(const RemoteDataset& spec, const fs::path& archive, const fs::path& datasets) {
+  std::error_code ec;
   const fs::path staging = datasets / ("." + spec.name + ".unpacking");
   fs::remove_all(staging, ec);
   ensure_directory(staging);
@@ -125,8 +122,29 @@ fs::path find_or_fetch_dataset(const RemoteDataset& spec) {
   fs::rename(staging / spec.name, final_dir, ec);
   if (ec) throw Error("cannot move the unpacked data into " + final_dir.string() + ": " + ec.message());
   fs::remove_all(staging, ec);
-  write_file_atomic(recorded, digest + "\n");
   log::infof("unpacked {} files into {}", files, final_dir.string());
+  return final_dir;
+}
+
+}  // namespace
+
+fs::path find_or_fetch_dataset(const RemoteDataset& spec) {
+  for (const auto& dir : dataset_search_dirs(spec.name)) {
+    if (has_layout(dir, spec)) return dir;
+  }
+  if (env_setting("TABBY_OFFLINE").value_or("0") == "1") {
+    std::string searched;
+    for (const auto& dir : dataset_search_dirs(spec.name)) searched += "\n  " + dir.string();
+    throw Error("dataset " + spec.name + " not found and TABBY_OFFLINE=1; looked in:" + searched,
+                "set TABBY_DATA_DIR to a folder holding " + spec.name + "/, or allow the download");
+  }
+  const fs::path datasets = cache_dir() / "datasets";
+  ensure_directory(datasets);
+  const fs::path archive = datasets / (spec.name + ".zip");
+  const fs::path recorded = datasets / (spec.name + ".zip.sha256");
+  const std::string digest = fetched_archive(spec, archive, recorded);
+  const fs::path final_dir = unpacked(spec, archive, datasets);
+  write_file_atomic(recorded, digest + "\n");
   return final_dir;
 }
 

@@ -136,9 +136,12 @@ void expand_backbone_shorthand(const nlohmann::json& root, ModelSpec& spec, std:
 
   std::vector<LayerSpec> layers;
   if (preprocessing == "imagenet") {
+    // What the backbone's weights were trained with (an unknown arch is reported by validation).
+    const BackboneInfo* info = find_backbone(arch);
+    const ImageNormalization& n = info ? info->normalization : imagenet_normalization();
     LayerSpec norm;
     norm.type = "Normalization";
-    norm.params = {{"mean", {0.485, 0.456, 0.406}}, {"std", {0.229, 0.224, 0.225}}, {"scale", 1.0 / 255.0}};
+    norm.params = {{"mean", n.mean}, {"std", n.std}, {"scale", n.scale}};
     layers.push_back(norm);
   } else if (preprocessing == "tf") {
     LayerSpec rescale;

@@ -1,5 +1,7 @@
 #include "tabby/config/presets.h"
 
+#include "tabby/config/backbone_table.h"
+
 #include <map>
 
 namespace tabby {
@@ -290,13 +292,6 @@ const std::map<std::string, Preset>& presets() {
 }
 
 }  // namespace
-
-const std::vector<std::string>& backbone_arch_names() {
-  static const std::vector<std::string> names = {"mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small",
-                                                 "resnet18",     "resnet50",           "vgg16",
-                                                 "squeezenet1_1"};
-  return names;
-}
 
 std::vector<std::string> preset_names() {
   std::vector<std::string> names;

@@ -7,14 +7,12 @@
 #include <string>
 #include <vector>
 
+#include "tabby/config/backbone_table.h"  // backbone_arch_names()
+
 namespace tabby {
 
 std::vector<std::string> preset_names();
 std::optional<std::string> preset_toml(const std::string& name);
 std::string preset_description(const std::string& name);
-
-// torchvision architecture names the zoo builds (kept here so configs can be
-// validated without the engine).
-const std::vector<std::string>& backbone_arch_names();
 
 }  // namespace tabby

@@ -5,6 +5,7 @@
 #include <map>
 #include <mutex>
 
+#include "tabby/config/backbone_table.h"
 #include "tabby/util/error.h"
 #include "tabby/util/log.h"
 #include "tabby/util/settings.h"
@@ -16,31 +17,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// torchvision's IMAGENET1K_V1 weights. torchvision puts the first 8 hex digits
-// of each file's SHA-256 in its name (torch.hub checks only those); the full
-// digests below are the values recorded for these exact files by several
-// independent projects that pin them, and each agrees with its name's prefix
-// (a unit test checks that). VGG16, SqueezeNet 1.1 and MobileNetV2 predate
-// PyTorch 1.6 and use the legacy (non-zip) torch.save format, which read_pth
-// also understands.
+// Starts as the backbone table's ImageNet weights; tests and programs that ship
+// their own weights add entries.
 std::map<std::string, PretrainedEntry>& registry() {
   static std::map<std::string, PretrainedEntry> entries = [] {
-    const std::string base = "https://download.pytorch.org/models/";
     std::map<std::string, PretrainedEntry> m;
-    auto add = [&](const char* arch, const char* file, const char* sha) {
-      m[arch] = PretrainedEntry{arch, file, base + file, sha};
-    };
-    add("mobilenet_v2", "mobilenet_v2-b0353104.pth",
-        "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889");
-    add("mobilenet_v3_large", "mobilenet_v3_large-8738ca79.pth",
-        "8738ca797c879b547d18bbd15da5736ff2557b2036a9af72225393ca61759a04");
-    add("mobilenet_v3_small", "mobilenet_v3_small-047dcff4.pth",
-        "047dcff4addef86ea5bc2eff13c9614dc11f47ab1160d0a71a25e7db994f4e1f");
-    add("resnet18", "resnet18-f37072fd.pth", "f37072fd47e89c5e827621c5baffa7500819f7896bbacec160b1a16c560e07ec");
-    add("resnet50", "resnet50-0676ba61.pth", "0676ba61b6795bbe1773cffd859882e5e297624d384b6993f7c9e683e722fb8a");
-    add("vgg16", "vgg16-397923af.pth", "397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0");
-    add("squeezenet1_1", "squeezenet1_1-b8a52dc0.pth",
-        "b8a52dc049b60e4b6ab68ad0df457362afab8b6304b2febdc1650a5dab4d7e7b");
+    for (const BackboneInfo& b : backbone_table()) {
+      m[b.name] = PretrainedEntry{b.name, b.imagenet.file_name, b.imagenet.url, b.imagenet.sha256};
+    }
     return m;
   }();
   return entries;

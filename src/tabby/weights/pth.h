@@ -11,9 +11,7 @@
 // what it asked for. A top-level dict holding the tensors under "state_dict" or
 // "model" (a training checkpoint) is accepted too. Tensors come out contiguous,
 // with strides and storage offsets applied.
-//
-// Writing produces a zip-format file that torch.load reads back as an
-// OrderedDict of tensors.
+
 #pragma once
 
 #include <filesystem>
@@ -27,11 +25,6 @@ RawTensorMap read_pth(const std::filesystem::path& path);
 
 // `source_name` names the bytes' origin in error messages (usually the path).
 RawTensorMap parse_pth(const std::string& bytes, const std::string& source_name);
-
-std::string serialize_pth(const RawTensorMap& tensors);
-
-// Writes atomically (temporary file + rename).
-void write_pth(const std::filesystem::path& path, const RawTensorMap& tensors);
 
 // True when the bytes look like a torch.save file of either format (zip, or a
 // pickle stream); used to pick a reader by content.

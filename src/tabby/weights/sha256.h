@@ -1,6 +1,4 @@
-// SHA-256 checksums of downloads and weight files. Uses OpenSSL's EVP interface
-// when tabby is built with it (TABBY_HAVE_OPENSSL) and a small built-in
-// implementation of FIPS 180-4 otherwise, so checksums always work.
+// SHA-256 checksums of downloads and weight files, by OpenSSL's libcrypto.
 #pragma once
 
 #include <cstddef>
@@ -33,8 +31,5 @@ class Sha256 {
   struct State;
   std::unique_ptr<State> state_;
 };
-
-// The built-in implementation, always compiled (tests compare it with OpenSSL).
-std::string sha256_hex_builtin(std::string_view bytes);
 
 }  // namespace tabby

@@ -1,9 +1,8 @@
-// A small zip reader and writer for PyTorch's zip-format .pth files (internal to
-// src/tabby/weights). The reader works on bytes already in memory and checks
-// every size and offset against them: end-of-central-directory record (with a
-// possible comment), ZIP64 records, central directory, local headers, and CRC-32
-// of each entry read. Entries may be stored or deflated. The writer produces
-// stored entries whose data starts on 64-byte boundaries, as torch.save does.
+// A small zip reader for PyTorch's zip-format .pth files (internal to
+// src/tabby/weights). It works on bytes already in memory and checks every size
+// and offset against them: end-of-central-directory record (with a possible
+// comment), ZIP64 records, central directory, local headers, and CRC-32 of each
+// entry read. Entries may be stored or deflated.
 #pragma once
 
 #include <cstdint>
@@ -45,17 +44,6 @@ class Reader {
 // True when the bytes start like a zip archive ("PK\3\4", or "PK\5\6" for an
 // empty one).
 bool looks_like_zip(std::string_view bytes);
-
-class Writer {
- public:
-  void add(const std::string& name, std::string_view data);
-  // The finished archive (central directory and end record appended).
-  std::string finish();
-
- private:
-  std::string out_;
-  std::vector<Entry> entries_;
-};
 
 // CRC-32 (zip's polynomial) of bytes, via zlib.
 uint32_t crc32_of(std::string_view bytes);

@@ -2,6 +2,7 @@
 // state-dict loading for backbones; see backbone.h.
 #include "tabby/nn/zoo/backbone.h"
 
+#include "tabby/config/backbone_table.h"
 #include "tabby/nn/zoo/archs.h"
 #include "tabby/util/error.h"
 #include "tabby/weights/weights_file.h"
@@ -21,17 +22,16 @@ bool under_prefix(const std::string& name, const std::string& prefix) {
 
 using Factory = std::function<Backbone(bool include_top, int64_t num_classes)>;
 
-const std::vector<std::pair<std::string, Factory>>& registry() {
-  static const std::vector<std::pair<std::string, Factory>> archs = {
-      {"mobilenet_v2", zoo::make_mobilenet_v2},
-      {"mobilenet_v3_large", [](bool top, int64_t n) { return zoo::make_mobilenet_v3(true, top, n); }},
-      {"mobilenet_v3_small", [](bool top, int64_t n) { return zoo::make_mobilenet_v3(false, top, n); }},
-      {"resnet18", [](bool top, int64_t n) { return zoo::make_resnet(18, top, n); }},
-      {"resnet50", [](bool top, int64_t n) { return zoo::make_resnet(50, top, n); }},
-      {"vgg16", zoo::make_vgg16},
-      {"squeezenet1_1", zoo::make_squeezenet1_1},
-  };
-  return archs;
+// The structure of each row of the backbone table (config/backbone_table.h).
+Factory factory_of(const std::string& arch) {
+  if (arch == "mobilenet_v2") return zoo::make_mobilenet_v2;
+  if (arch == "mobilenet_v3_large") return [](bool top, int64_t n) { return zoo::make_mobilenet_v3(true, top, n); };
+  if (arch == "mobilenet_v3_small") return [](bool top, int64_t n) { return zoo::make_mobilenet_v3(false, top, n); };
+  if (arch == "resnet18") return [](bool top, int64_t n) { return zoo::make_resnet(18, top, n); };
+  if (arch == "resnet50") return [](bool top, int64_t n) { return zoo::make_resnet(50, top, n); };
+  if (arch == "vgg16") return zoo::make_vgg16;
+  if (arch == "squeezenet1_1") return zoo::make_squeezenet1_1;
+  return nullptr;
 }
 
 }  // namespace
@@ -104,16 +104,18 @@ Backbone make_backbone(const std::string& arch, bool include_top, int64_t num_cl
   if (num_classes < 1)
     throw UsageError("number of classes must be at least 1, got " + std::to_string(num_classes),
                      "pass the number of classes of your dataset");
-  for (const auto& [name, factory] : registry())
-    if (name == arch) return factory(include_top, num_classes);
+  const Factory factory = find_backbone(arch) ? factory_of(arch) : nullptr;
+  if (factory) return factory(include_top, num_classes);
   std::string known;
-  for (const auto& entry : registry()) known += (known.empty() ? "" : ", ") + entry.first;
+  for (const auto& name : backbone_archs()) known += (known.empty() ? "" : ", ") + name;
   throw UsageError("unknown backbone '" + arch + "'", "choose one of: " + known);
 }
 
 std::vector<std::string> backbone_archs() {
   std::vector<std::string> names;
-  for (const auto& entry : registry()) names.push_back(entry.first);
+  for (const auto& name : backbone_arch_names()) {
+    if (factory_of(name)) names.push_back(name);
+  }
   return names;
 }
 

@@ -10,12 +10,28 @@
 
 #include "tabby/util/error.h"
 #include "tabby/util/fs.h"
-#include "tabby/weights/pth.h"
+#include "support/pth_writer.h"
 #include "tabby/weights/zip_archive.h"
 
 namespace tabby {
 
 namespace {
+
+constexpr uint32_t kLocalSig = 0x04034b50;
+constexpr uint32_t kCentralSig = 0x02014b50;
+constexpr uint32_t kEndSig = 0x06054b50;
+constexpr size_t kLocalSize = 30;
+
+void put16(std::string& out, uint16_t v) {
+  out.push_back(static_cast<char>(v & 0xff));
+  out.push_back(static_cast<char>(v >> 8));
+}
+void put32(std::string& out, uint32_t v) {
+  put16(out, static_cast<uint16_t>(v & 0xffff));
+  put16(out, static_cast<uint16_t>(v >> 16));
+}
+
+
 
 const char* storage_class(DType dtype) {
   switch (dtype) {
@@ -101,6 +117,80 @@ std::vector<int64_t> contiguous_strides(const std::vector<int64_t>& shape) {
 
 }  // namespace
 
+void ZipWriter::add(const std::string& name, std::string_view data) {
+  const uint64_t offset = out_.size();
+  if (offset + data.size() + name.size() + 200 >= 0xffffffffull) {
+    throw Error("cannot write a .pth file larger than 4 GB", "save the weights as safetensors instead");
+  }
+  if (name.size() > 0xffff) throw Error("zip entry name too long: " + name.substr(0, 80));
+  if (entries_.size() >= 0xfffe) throw Error("too many tensors for a .pth file (at most 65534)");
+  zip::Entry e;
+  e.name = name;
+  e.local_header_offset = offset;
+  e.compressed_size = e.uncompressed_size = data.size();
+  e.crc32 = zip::crc32_of(data);
+
+  // torch.save aligns each entry's data to 64 bytes with an extra field tagged
+  // "FB" filled with padding, so readers can map tensors in place.
+  const uint64_t header_end = offset + kLocalSize + name.size() + 4;
+  const uint16_t pad = static_cast<uint16_t>((64 - header_end % 64) % 64);
+  put32(out_, kLocalSig);
+  put16(out_, 20);  // version needed to extract
+  put16(out_, 0);   // flags
+  put16(out_, 0);   // method: stored
+  put16(out_, 0);   // time
+  put16(out_, 0x21);  // date: 1980-01-01
+  put32(out_, e.crc32);
+  put32(out_, static_cast<uint32_t>(data.size()));
+  put32(out_, static_cast<uint32_t>(data.size()));
+  put16(out_, static_cast<uint16_t>(name.size()));
+  put16(out_, static_cast<uint16_t>(4 + pad));
+  out_ += name;
+  out_ += "FB";
+  put16(out_, pad);
+  out_.append(pad, 'Z');
+  out_.append(data.data(), data.size());
+  entries_.push_back(std::move(e));
+}
+
+std::string ZipWriter::finish() {
+  const uint64_t cd_offset = out_.size();
+  for (const zip::Entry& e : entries_) {
+    put32(out_, kCentralSig);
+    put16(out_, 20);  // version made by
+    put16(out_, 20);  // version needed
+    put16(out_, 0);
+    put16(out_, 0);
+    put16(out_, 0);
+    put16(out_, 0x21);
+    put32(out_, e.crc32);
+    put32(out_, static_cast<uint32_t>(e.compressed_size));
+    put32(out_, static_cast<uint32_t>(e.uncompressed_size));
+    put16(out_, static_cast<uint16_t>(e.name.size()));
+    put16(out_, 0);  // extra
+    put16(out_, 0);  // comment
+    put16(out_, 0);  // disk
+    put16(out_, 0);  // internal attributes
+    put32(out_, 0);  // external attributes
+    put32(out_, static_cast<uint32_t>(e.local_header_offset));
+    out_ += e.name;
+  }
+  const uint64_t cd_size = out_.size() - cd_offset;
+  if (out_.size() >= 0xffffffffull) {
+    throw Error("cannot write a .pth file larger than 4 GB", "save the weights as safetensors instead");
+  }
+  put32(out_, kEndSig);
+  put16(out_, 0);
+  put16(out_, 0);
+  put16(out_, static_cast<uint16_t>(entries_.size()));
+  put16(out_, static_cast<uint16_t>(entries_.size()));
+  put32(out_, static_cast<uint32_t>(cd_size));
+  put32(out_, static_cast<uint32_t>(cd_offset));
+  put16(out_, 0);
+  entries_.clear();
+  return std::move(out_);
+}
+
 std::string serialize_pth(const RawTensorMap& tensors) {
   constexpr uint8_t kOrderedDictMemo = 0, kRebuildMemo = 1;
   PickleWriter p;
@@ -109,7 +199,7 @@ std::string serialize_pth(const RawTensorMap& tensors) {
   p.op(')');
   p.op('R');
 
-  zip::Writer zip;
+  ZipWriter zip;
   std::vector<std::pair<std::string, const RawTensor*>> storages;
   size_t index = 0;
   for (const auto& [name, t] : tensors) {

@@ -1,5 +1,6 @@
-// Image encoding: an 8-bit RGB tabby::Image to the bytes of a PNG or JPEG
-// file (sample grids, exported previews, test fixtures).
+// Image encoding for tests and fuzz seeds: an 8-bit RGB tabby::Image to the
+// bytes of a PNG or JPEG file, through libpng and libjpeg. tabby itself only
+// reads images (its charts are PNGs that cairo writes).
 #pragma once
 
 #include <string>

@@ -4,7 +4,7 @@
 // the decoders, library calls run in "phase" functions that own no C++
 // objects, output goes to a malloc'd buffer a guard frees, and the result is
 // copied into a std::string once the library is done.
-#include "tabby/image/encode.h"
+#include "support/image_encode.h"
 
 #include <png.h>
 
