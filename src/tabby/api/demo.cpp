@@ -89,7 +89,7 @@ EvaluateOutcome evaluate_demo(const DemoOptions& o, const fs::path& data) {
   return run_evaluate_job(eval);
 }
 
-std::vector<Prediction> predict_demo(const DemoOptions& o, const fs::path& data) {
+PredictOutcome predict_demo(const DemoOptions& o, const fs::path& data) {
   PredictJob predict;
   predict.run = o.out;
   predict.inputs = sample_images(data);
@@ -114,7 +114,7 @@ int run_demo(const DemoOptions& o) {
   std::string out;
   out += fmt::format("\n== evaluation on {} validation images\n", evaluated.result.count);
   out += evaluated.to_text();
-  out += "\n== predictions for a few validation images\n" + predictions_to_text(predictions);
+  out += "\n== predictions for a few validation images\n" + predictions_to_text(predictions.predictions);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   out += fmt::format(
       "\nThe demo trained {} and reached {:.1f}% validation accuracy (majority baseline {:.1f}%) in {}.\n"

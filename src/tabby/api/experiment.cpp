@@ -14,6 +14,7 @@
 #include "tabby/report/number_format.h"
 #include "tabby/run/history.h"
 #include "tabby/train/run.h"
+#include "tabby/dataset/csv.h"
 #include "tabby/util/error.h"
 #include "tabby/util/fs.h"
 #include "tabby/util/log.h"
@@ -150,13 +151,6 @@ void write_comparison_files(const fs::path& out, const std::vector<ComparisonRow
 }
 
 std::string metric_cell(double v) { return v < 0 ? "-" : fmt::format("{:.4f}", v); }
-
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
-}
 
 json metric_json(double v) { return v < 0 ? json(nullptr) : json(v); }
 

@@ -4,50 +4,15 @@
 
 #include <algorithm>
 
-#include "tabby/api/train_job.h"
+#include "tabby/api/classifier.h"
 #include "tabby/config/model_spec.h"
 #include "tabby/dataset/image_files.h"
 #include "tabby/image/resize.h"
-#include "tabby/nn/network.h"
-#include "tabby/train/device.h"
-#include "tabby/train/run.h"
+#include "tabby/dataset/csv.h"
 #include "tabby/util/error.h"
 #include "tabby/util/fs.h"
-#include "tabby/util/settings.h"
 
 namespace tabby {
-
-namespace {
-
-std::vector<std::string> read_lines(const fs::path& file) {
-  std::vector<std::string> lines;
-  std::string text = read_file(file), line;
-  for (char ch : text) {
-    if (ch == '\n') {
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      lines.push_back(line);
-      line.clear();
-    } else {
-      line += ch;
-    }
-  }
-  if (!line.empty()) lines.push_back(line);
-  return lines;
-}
-
-fs::path find_imagenet_classes() {
-  if (auto dir = env_setting("TABBY_WEIGHTS_DIR")) {
-    if (fs::exists(fs::path(*dir) / "imagenet_classes.txt")) return fs::path(*dir) / "imagenet_classes.txt";
-  }
-  for (const auto& root : shared_roots()) {
-    if (fs::exists(root / "weights" / "imagenet_classes.txt")) return root / "weights" / "imagenet_classes.txt";
-  }
-  if (fs::exists(cache_dir() / "weights" / "imagenet_classes.txt")) return cache_dir() / "weights" / "imagenet_classes.txt";
-  throw Error("cannot find imagenet_classes.txt (the 1000 ImageNet class names)",
-              "pass --classes FILE, or put it in $TABBY_WEIGHTS_DIR");
-}
-
-}  // namespace
 
 std::vector<fs::path> collect_image_files(const std::vector<std::string>& inputs) {
   std::vector<fs::path> files;
@@ -76,85 +41,73 @@ std::vector<fs::path> collect_image_files(const std::vector<std::string>& inputs
 
 namespace {
 
-// A model ready to predict and what its inputs must look like.
-struct Predictor {
-  nn::Network net{nullptr};
-  std::vector<std::string> classes;
-  int64_t height = 0, width = 0;
-  bool crop = false;
-};
-
-Predictor run_predictor(const PredictJob& job, const torch::Device& device) {
-  LoadedRun run = load_run(job.run, device);
-  const RunSettings& s = run.settings();
-  return {run.net, s.class_names, s.height, s.width, s.crop_to_aspect};
-}
-
-// A pretrained backbone with its own ImageNet classifier.
-Predictor pretrained_predictor(const PredictJob& job, const torch::Device& device) {
-  if (job.model.empty()) throw UsageError("give a run folder, or --model NAME for a pretrained model");
-  ModelSpec spec = resolve_model(job.model);
-  auto idx = spec.backbone_index();
-  if (!idx) throw UsageError("--model without a run needs a pretrained backbone (e.g. mobilenet_v2)");
-  spec.layers.resize(*idx + 1);
-  spec.layers[*idx].params["include_top"] = true;
-  spec.layers[*idx].params["weights"] = job.weights;
-  Predictor p;
-  p.classes = read_lines(job.classes_file.empty() ? find_imagenet_classes() : job.classes_file);
-  p.height = p.width = job.image_size;
-  p.crop = true;  // like torchvision's ImageNet evaluation (centre crop), not a squash
-  p.net = nn::Network(spec, static_cast<int64_t>(p.classes.size()), p.height, p.width);
-  p.net->load_pretrained_weights();
-  p.net->to(device);
-  p.net->set_channels_last(true);
-  p.net->eval();
-  return p;
-}
-
-// out[begin, end): the files decoded into one batch, the readable ones predicted.
-void predict_batch(Predictor& p, const std::vector<fs::path>& files, size_t begin, size_t end, int top_k,
-                   const torch::Device& device, std::vector<Prediction>& out) {
-  const int64_t row = p.height * p.width * 3;
-  torch::Tensor batch = torch::empty({static_cast<int64_t>(end - begin), p.height, p.width, 3}, torch::kUInt8);
+// The files [begin, end) decoded into one batch; the readable ones predicted.
+void predict_batch(const Classifier& c, const PredictJob& job, const std::vector<fs::path>& files, size_t begin,
+                   size_t end, std::vector<Prediction>& out) {
+  const size_t row = static_cast<size_t>(c.input_height()) * c.input_width() * 3;
+  std::vector<uint8_t> batch(row * (end - begin));
   std::vector<size_t> ok;
   for (size_t i = begin; i < end; ++i) {
     out[i].file = files[i];
     try {
-      load_image_resized(files[i], static_cast<int>(p.width), static_cast<int>(p.height), p.crop,
-                         batch.data_ptr<uint8_t>() + static_cast<int64_t>(ok.size()) * row);
+      load_image_resized(files[i], c.input_width(), c.input_height(), c.crop_to_aspect(), batch.data() + ok.size() * row);
       ok.push_back(i);
     } catch (const Error& e) {
       out[i].error = e.what();
     }
   }
-  if (ok.empty()) return;
-  auto x = batch.narrow(0, 0, static_cast<int64_t>(ok.size())).permute({0, 3, 1, 2}).to(device, torch::kFloat32);
-  auto probs = p.net->probabilities(p.net->forward(x)).to(torch::kCPU, torch::kFloat32);
-  const int64_t k = std::min<int64_t>(top_k, probs.size(1));
-  auto top = probs.topk(k, 1);
-  auto values = std::get<0>(top), indices = std::get<1>(top);
+  const std::vector<float> probs = c.probabilities_rgb(batch.data(), static_cast<int64_t>(ok.size()));
+  const size_t classes = c.class_names().size();
   for (size_t j = 0; j < ok.size(); ++j) {
-    for (int64_t t = 0; t < k; ++t) {
-      const int64_t c = indices[static_cast<int64_t>(j)][t].item<int64_t>();
-      out[ok[j]].top.emplace_back(p.classes[c], values[static_cast<int64_t>(j)][t].item<double>());
-    }
+    const float* p = probs.data() + j * classes;
+    Classification top = c.top(p, job.top_k);
+    apply_threshold(top, job.threshold);
+    Prediction& pred = out[ok[j]];
+    for (const auto& s : top.top_k) pred.top.emplace_back(s.label, s.probability);
+    if (top.label == "unknown") pred.top.front().first = "unknown";
+    pred.probabilities.assign(p, p + classes);
   }
 }
 
 }  // namespace
 
-std::vector<Prediction> run_predict_job(const PredictJob& job) {
+size_t PredictOutcome::failed() const {
+  size_t n = 0;
+  for (const auto& p : predictions) n += !p.error.empty();
+  return n;
+}
+
+PredictOutcome run_predict_job(const PredictJob& job) {
   if (job.top_k < 1) throw UsageError("--top-k must be at least 1");
   if (job.batch_size < 1) throw UsageError("--batch-size must be at least 1");
-  configure_threads(job.threads);
-  const torch::Device device = resolve_device(job.device);
+  if (job.threshold < 0 || job.threshold > 1) throw UsageError("--threshold must be between 0 and 1");
   const std::vector<fs::path> files = collect_image_files(job.inputs);
-  Predictor p = job.run.empty() ? pretrained_predictor(job, device) : run_predictor(job, device);
-  std::vector<Prediction> out(files.size());
-  torch::NoGradGuard no_grad;
+  const ClassifierOptions options{job.device, job.threads};
+  const Classifier c = job.run.empty() ? Classifier::pretrained(job.model, job.weights, job.classes_file,
+                                                                static_cast<int>(job.image_size), options)
+                                       : Classifier::load(job.run, options);
+  PredictOutcome out{c.class_names(), std::vector<Prediction>(files.size())};
   for (size_t begin = 0; begin < files.size(); begin += static_cast<size_t>(job.batch_size)) {
     const size_t end = std::min(files.size(), begin + static_cast<size_t>(job.batch_size));
-    predict_batch(p, files, begin, end, job.top_k, device, out);
+    predict_batch(c, job, files, begin, end, out.predictions);
+  }
+  return out;
+}
+
+std::string predictions_to_csv(const PredictOutcome& outcome) {
+  std::string out = "path,label,probability";
+  for (const auto& name : outcome.class_names) out += ",prob_" + csv_field(name);
+  out += "\n";
+  std::vector<const Prediction*> rows;
+  for (const auto& p : outcome.predictions) {
+    if (p.error.empty()) rows.push_back(&p);
+  }
+  std::sort(rows.begin(), rows.end(), [](const Prediction* a, const Prediction* b) { return a->file < b->file; });
+  for (const Prediction* p : rows) {
+    out += csv_field(p->file.string()) + "," + csv_field(p->top.front().first) + "," +
+           fmt::format("{:.6f}", p->top.front().second);
+    for (float v : p->probabilities) out += fmt::format(",{:.6f}", v);
+    out += "\n";
   }
   return out;
 }

@@ -26,35 +26,14 @@ enum class Toggle { automatic, on, off };
 // What the user asked for; the engine resolves `automatic` per device.
 enum class PrecisionChoice { automatic, fp32, bf16, fp16 };
 
-template <>
-struct EnumNames<OptimizerKind> {
-  static constexpr std::pair<OptimizerKind, const char*> table[] = {
-      {OptimizerKind::adam, "adam"}, {OptimizerKind::adamw, "adamw"}, {OptimizerKind::sgd, "sgd"}};
-};
-template <>
-struct EnumNames<Monitor> {
-  static constexpr std::pair<Monitor, const char*> table[] = {{Monitor::val_loss, "val_loss"},
-                                                              {Monitor::val_accuracy, "val_accuracy"},
-                                                              {Monitor::loss, "loss"},
-                                                              {Monitor::accuracy, "accuracy"}};
-};
-template <>
-struct EnumNames<KeepWeights> {
-  static constexpr std::pair<KeepWeights, const char*> table[] = {{KeepWeights::last, "last"},
-                                                                  {KeepWeights::best, "best"}};
-};
-template <>
-struct EnumNames<Toggle> {
-  static constexpr std::pair<Toggle, const char*> table[] = {
-      {Toggle::automatic, "auto"}, {Toggle::on, "on"}, {Toggle::off, "off"}};
-};
-template <>
-struct EnumNames<PrecisionChoice> {
-  static constexpr std::pair<PrecisionChoice, const char*> table[] = {{PrecisionChoice::automatic, "auto"},
-                                                                      {PrecisionChoice::fp32, "fp32"},
-                                                                      {PrecisionChoice::bf16, "bf16"},
-                                                                      {PrecisionChoice::fp16, "fp16"}};
-};
+TABBY_ENUM_NAMES(OptimizerKind, {OptimizerKind::adam, "adam"}, {OptimizerKind::adamw, "adamw"},
+                 {OptimizerKind::sgd, "sgd"});
+TABBY_ENUM_NAMES(Monitor, {Monitor::val_loss, "val_loss"}, {Monitor::val_accuracy, "val_accuracy"},
+                 {Monitor::loss, "loss"}, {Monitor::accuracy, "accuracy"});
+TABBY_ENUM_NAMES(KeepWeights, {KeepWeights::last, "last"}, {KeepWeights::best, "best"});
+TABBY_ENUM_NAMES(Toggle, {Toggle::automatic, "auto"}, {Toggle::on, "on"}, {Toggle::off, "off"});
+TABBY_ENUM_NAMES(PrecisionChoice, {PrecisionChoice::automatic, "auto"}, {PrecisionChoice::fp32, "fp32"},
+                 {PrecisionChoice::bf16, "bf16"}, {PrecisionChoice::fp16, "fp16"});
 
 struct EarlyStoppingOptions {
   bool enabled = false;

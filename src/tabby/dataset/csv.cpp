@@ -225,4 +225,11 @@ Dataset read_csv_dataset(const fs::path& csv, const std::optional<std::vector<st
   return dataset;
 }
 
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
 }  // namespace tabby

@@ -41,4 +41,8 @@ std::vector<CsvRecord> parse_csv(std::string_view text, const std::string& sourc
 Dataset read_csv_dataset(const std::filesystem::path& csv,
                          const std::optional<std::vector<std::string>>& class_names = {});
 
+// One CSV field as written: quoted (quotes doubled) when it holds a comma, a
+// quote or a line break, else as it is.
+std::string csv_field(const std::string& text);
+
 }  // namespace tabby

@@ -157,19 +157,34 @@ Image center_crop_to_aspect(const Image& src, int aspect_width, int aspect_heigh
   return out;
 }
 
-void load_image_resized(const std::filesystem::path& path, int width, int height, bool crop_to_aspect,
-                        uint8_t* dst) {
-  check_target(width, height);
-  // Choosing the DCT scale from the full image is enough when cropping too:
-  // the crop keeps the full extent of the limiting side, so a decoded image
-  // >= the target in both sides leaves a crop >= the target as well.
-  DecodeOptions options;
-  options.target_width = width;
-  options.target_height = height;
-  const Image image = decode_image_file(path, options);
+namespace {
+
+void fit_into(const Image& image, int width, int height, bool crop_to_aspect, uint8_t* dst) {
   const CropBox box = crop_to_aspect ? center_crop_box(image.width, image.height, width, height)
                                      : CropBox{0, 0, image.width, image.height};
   resize_bilinear_region_into(image, box, width, height, dst);
+}
+
+// Choosing the DCT scale from the full image is enough when cropping too: the
+// crop keeps the full extent of the limiting side, so a decoded image >= the
+// target in both sides leaves a crop >= the target as well.
+DecodeOptions decode_options_for(int width, int height) {
+  check_target(width, height);
+  DecodeOptions options;
+  options.target_width = width;
+  options.target_height = height;
+  return options;
+}
+
+}  // namespace
+
+void load_image_resized(const std::filesystem::path& path, int width, int height, bool crop_to_aspect,
+                        uint8_t* dst) {
+  fit_into(decode_image_file(path, decode_options_for(width, height)), width, height, crop_to_aspect, dst);
+}
+
+void decode_image_resized(const uint8_t* data, size_t size, int width, int height, bool crop_to_aspect, uint8_t* dst) {
+  fit_into(decode_image(data, size, decode_options_for(width, height)), width, height, crop_to_aspect, dst);
 }
 
 }  // namespace tabby

@@ -6,6 +6,7 @@
 // TensorFlow and rounded to the nearest uint8.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 
@@ -40,5 +41,7 @@ Image center_crop_to_aspect(const Image& src, int aspect_width, int aspect_heigh
 // bytes). Throws DecodeError (naming the path) for unreadable images.
 void load_image_resized(const std::filesystem::path& path, int width, int height, bool crop_to_aspect,
                         uint8_t* dst);
+// The same for an encoded image in memory (an upload); DecodeError without a path.
+void decode_image_resized(const uint8_t* data, size_t size, int width, int height, bool crop_to_aspect, uint8_t* dst);
 
 }  // namespace tabby

@@ -17,11 +17,7 @@ namespace tabby {
 
 // A run trains in one phase, or two when it fine-tunes a backbone afterwards.
 enum class TrainPhase { train, fine_tune };
-template <>
-struct EnumNames<TrainPhase> {
-  static constexpr std::pair<TrainPhase, const char*> table[] = {{TrainPhase::train, "train"},
-                                                                 {TrainPhase::fine_tune, "fine-tune"}};
-};
+TABBY_ENUM_NAMES(TrainPhase, {TrainPhase::train, "train"}, {TrainPhase::fine_tune, "fine-tune"});
 
 struct EpochRecord {
   int epoch = 0;  // 1-based, counted across phases

@@ -27,13 +27,8 @@
 namespace tabby {
 
 enum class RunStatus { created, running, finished, failed };
-template <>
-struct EnumNames<RunStatus> {
-  static constexpr std::pair<RunStatus, const char*> table[] = {{RunStatus::created, "created"},
-                                                                {RunStatus::running, "running"},
-                                                                {RunStatus::finished, "finished"},
-                                                                {RunStatus::failed, "failed"}};
-};
+TABBY_ENUM_NAMES(RunStatus, {RunStatus::created, "created"}, {RunStatus::running, "running"},
+                 {RunStatus::finished, "finished"}, {RunStatus::failed, "failed"});
 
 // What a run was started with; written by create_run and never changed after.
 struct RunSettings {

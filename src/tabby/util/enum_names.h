@@ -7,12 +7,20 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace tabby {
 
-// Specialised next to each enum: `static constexpr std::pair<E, const char*> table[] = {...};`
+// Specialised next to each enum by TABBY_ENUM_NAMES.
 template <typename E>
 struct EnumNames;
+
+// TABBY_ENUM_NAMES(Toggle, {Toggle::on, "on"}, {Toggle::off, "off"}): the word of each value.
+#define TABBY_ENUM_NAMES(E, ...)                                         \
+  template <>                                                            \
+  struct EnumNames<E> {                                                  \
+    static constexpr std::pair<E, const char*> table[] = {__VA_ARGS__}; \
+  }
 
 template <typename E>
 const char* enum_name(E value) {
