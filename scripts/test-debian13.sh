@@ -111,26 +111,43 @@ unmount_all_under "$ROOT.new"
 
 # ---- stage: debootstrap ------------------------------------------------------------------
 begin debootstrap
-if [[ "${TABBY_DEBIAN13_FRESH:-0}" == 1 && -e "$ROOT" ]]; then
-  [[ -z "$(mounts_under "$ROOT")" ]] || fail "$ROOT still has mounts; not removing it"
-  say "removing the old root (TABBY_DEBIAN13_FRESH=1)"
-  rm -rf "$ROOT"
+# Only folders this script made are ever removed: a TABBY_DEBIAN13_ROOT that
+# names anything else is refused, and nothing is removed while mounted.
+MARK=.tabby-debian13-root
+remove_root() {
+  [[ -z "$(mounts_under "$1")" ]] || fail "$1 still has mounts; not removing it"
+  rm -rf --one-file-system "$1"
+}
+if [[ -e "$ROOT" && ! -e "$ROOT/$MARK" ]]; then
+  fail "$ROOT exists but was not made by this script" "remove it, or set TABBY_DEBIAN13_ROOT to another path"
 fi
-if [[ -x "$ROOT/usr/bin/apt-get" ]]; then
+if [[ "${TABBY_DEBIAN13_FRESH:-0}" == 1 && -e "$ROOT" ]]; then
+  say "removing the old root (TABBY_DEBIAN13_FRESH=1)"
+  remove_root "$ROOT"
+fi
+if [[ -e "$ROOT" ]]; then
   end "reused $ROOT"
 else
   if ! command -v debootstrap >/dev/null 2>&1; then
     say "installing debootstrap on this machine"
-    DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-      debootstrap debian-archive-keyring gpgv >/dev/null
+    host_log="$(dirname "$ROOT")/debian13-host-apt.log"
+    if ! { DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        debootstrap debian-archive-keyring gpgv; } >"$host_log" 2>&1; then
+      tail -20 "$host_log" >&2
+      fail "could not install debootstrap (log: $host_log)"
+    fi
   fi
   [[ -e /usr/share/debootstrap/scripts/$SUITE ]] || fail "this debootstrap does not know $SUITE" \
     "apt-get install debootstrap from Debian 12 or later"
   # Built beside the final place and moved there whole, so an interrupted run
   # never leaves a half-made root that a later run would take for a good one.
-  [[ -z "$(mounts_under "$ROOT.new")" ]] || fail "$ROOT.new still has mounts; not removing it"
-  rm -rf "$ROOT.new" "$ROOT"
+  if [[ -e "$ROOT.new" ]]; then
+    # debootstrap makes its /debootstrap first and removes it last.
+    [[ -d "$ROOT.new/debootstrap" || -e "$ROOT.new/$MARK" ]] || rmdir "$ROOT.new" 2>/dev/null ||
+      fail "$ROOT.new exists but was not made by this script" "remove it"
+    remove_root "$ROOT.new"
+  fi
   say "making a $SUITE root in $ROOT (minbase, packages cached in $APT_CACHE)"
   log="$(dirname "$ROOT")/debian13-debootstrap.log"
   if ! debootstrap --variant=minbase --components=main --cache-dir="$APT_CACHE" \
@@ -139,6 +156,7 @@ else
     [[ ! -f "$ROOT.new/debootstrap/debootstrap.log" ]] || tail -30 "$ROOT.new/debootstrap/debootstrap.log" >&2
     fail "debootstrap failed (log: $log)"
   fi
+  touch "$ROOT.new/$MARK"
   mv "$ROOT.new" "$ROOT"
   end "new root"
 fi
@@ -147,7 +165,7 @@ fi
 # version of this script gets them too.
 # - no service may start inside the chroot while packages are installed;
 # - dpkg need not fsync (a lost root is simply made again), and documentation
-#   is not unpacked: both make installing the ~1.5 GB of packages much faster;
+#   is not unpacked: both make installing the ~2 GB of packages faster;
 # - apt: no recommends, no translations, retries for a flaky mirror.
 printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d"
 chmod 755 "$ROOT/usr/sbin/policy-rc.d"
