@@ -9,6 +9,7 @@ set -euo pipefail
 os_release=/etc/os-release
 [[ -r "$os_release" ]] || os_release=/usr/lib/os-release
 IFS='|' read -r os_id os_codename os_version os_name < <(
+  # shellcheck source=/dev/null
   . "$os_release" 2>/dev/null
   echo "${ID:-}|${VERSION_CODENAME:-}|${VERSION_ID:-}|${PRETTY_NAME:-}"
 ) || true
