@@ -18,8 +18,9 @@
 # The corpus grows in BUILD/corpus/<target> across runs; findings go to
 # BUILD/findings/<target>/, logs to BUILD/logs/<target>.log.
 #
-# Needs clang with the libFuzzer and sanitizer runtimes; on Debian 12:
-#   apt-get install clang-14 libclang-rt-14-dev   (or: clang libclang-rt-dev)
+# Needs clang with the libFuzzer and sanitizer runtimes (scripts/install-deps.sh installs them):
+#   Debian 12: apt-get install clang-14 libclang-rt-14-dev   (or: clang libclang-rt-dev)
+#   Debian 13: apt-get install clang-19 libclang-rt-19-dev
 set -euo pipefail
 
 SECONDS_PER_TARGET="${1:-600}"
@@ -43,7 +44,7 @@ pick() {  # the first of the given commands that exists
 }
 CXX_BIN="${CXX:-$(pick clang++ clang++-19 clang++-18 clang++-17 clang++-16 clang++-15 clang++-14 || true)}"
 CC_BIN="${CC:-$(pick clang clang-19 clang-18 clang-17 clang-16 clang-15 clang-14 || true)}"
-install_hint="install clang with its libFuzzer runtime, e.g. on Debian 12: apt-get install clang-14 libclang-rt-14-dev"
+install_hint="install clang with its libFuzzer runtime: scripts/install-deps.sh (Debian 12: clang-14 libclang-rt-14-dev, Debian 13: clang-19 libclang-rt-19-dev)"
 if [[ -z "$CXX_BIN" || -z "$CC_BIN" ]]; then
   echo "fuzz: error: clang not found" >&2
   echo "  hint: $install_hint" >&2
