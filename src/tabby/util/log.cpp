@@ -33,4 +33,11 @@ void warn(const std::string& line, const std::string& hint) {
   std::fflush(stderr);
 }
 
+void error(const std::string& line, const std::string& hint) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  std::fprintf(stderr, "error: %s\n", line.c_str());
+  if (!hint.empty()) std::fprintf(stderr, "hint: %s\n", hint.c_str());
+  std::fflush(stderr);
+}
+
 }  // namespace tabby::log

@@ -16,6 +16,8 @@ void info(const std::string& line);
 void warn(const std::string& line);
 // "warning: LINE" then "hint: HINT", as errors print theirs.
 void warn(const std::string& line, const std::string& hint);
+// "error: LINE" (and "hint: HINT"): for a failure a long-running command reports and survives or ends on.
+void error(const std::string& line, const std::string& hint = {});
 
 template <typename... Args>
 void infof(fmt::format_string<Args...> f, Args&&... args) {

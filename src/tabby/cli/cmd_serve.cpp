@@ -1,0 +1,77 @@
+// tabby serve RUN...: flags -> ServeOptions -> run_server (tabby/server).
+#include <memory>
+
+#include "tabby/cli/commands.h"
+#include "tabby/util/error.h"
+#ifdef TABBY_HAVE_HTTPLIB
+#include "tabby/server/http_server.h"
+#endif
+
+namespace tabby::cli {
+
+namespace {
+
+struct ServeFlags {
+  std::vector<std::string> runs, names;
+  std::string host = "127.0.0.1", device = "auto";
+  int port = 8080, threads = 0, http_threads = 0, max_batch_delay_ms = 5;
+  int64_t max_batch_size = 32;
+  size_t queue = 256;
+  double max_body_mb = 16, drain_timeout = 30, threshold = 0, max_image_mp = 40;
+};
+
+}  // namespace
+
+Command add_serve(CLI::App& root) {
+  auto f = std::make_shared<ServeFlags>();
+  CLI::App* app = root.add_subcommand(
+      "serve", "Serve trained runs over HTTP: Open Inference Protocol v2, POST /predictions/{model}, an upload page");
+  app->add_option("runs", f->runs, "Run folders to serve (each a model, named after its folder)")->required();
+  app->add_option("--name", f->names, "Model names, one per run folder (default: the folders' names)");
+  app->add_option("--host", f->host, "Address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)");
+  app->add_option("--port", f->port, "Port (default 8080; 0: any free port, printed)");
+  app->add_option("--max-batch-size", f->max_batch_size, "Images per forward pass (default 32)");
+  app->add_option("--max-batch-delay-ms", f->max_batch_delay_ms,
+                  "Longest wait for a batch to fill, from its first request (default 5)");
+  app->add_option("--queue", f->queue, "Requests that may wait per model before 503 (default 256)");
+  app->add_option("--max-body-mb", f->max_body_mb, "Largest request body; larger gets 413 unread (default 16)");
+  app->add_option("--max-image-megapixels", f->max_image_mp, "Largest image decoded (default 40)");
+  app->add_option("--threshold", f->threshold, "Default ?threshold of /predictions: below it the label is 'unknown'");
+  app->add_option("--drain-timeout", f->drain_timeout,
+                  "Seconds requests in flight get to finish after SIGTERM/SIGINT (default 30)");
+  app->add_option("--device", f->device, "auto, cpu, cuda or cuda:N");
+  app->add_option("--threads", f->threads, "CPU threads of the models (default: all cores)");
+  app->add_option("--http-threads", f->http_threads,
+                  "Threads answering HTTP (default: twice the batch sizes, at least 16)");
+  Action run = [f]() -> int {
+#ifdef TABBY_HAVE_HTTPLIB
+    server::ServeOptions o;
+    for (const auto& r : f->runs) o.runs.emplace_back(r);
+    o.names = f->names;
+    o.host = f->host;
+    o.port = f->port;
+    if (f->port < 0 || f->port > 65535) throw UsageError("--port must be 0 to 65535");
+    if (f->max_batch_size < 1 || f->queue < 1 || f->max_batch_delay_ms < 0) {
+      throw UsageError("--max-batch-size and --queue must be at least 1, --max-batch-delay-ms at least 0");
+    }
+    if (!(f->max_body_mb > 0) || !(f->drain_timeout >= 0) || !(f->threshold >= 0 && f->threshold <= 1)) {
+      throw UsageError("--max-body-mb must be positive, --drain-timeout >= 0 and --threshold between 0 and 1");
+    }
+    o.model.batching = {f->max_batch_size, std::chrono::milliseconds(f->max_batch_delay_ms), f->queue};
+    o.model.device = f->device;
+    o.model.threads = f->threads;
+    o.model.max_image_pixels = static_cast<uint64_t>(f->max_image_mp * 1e6);
+    o.max_body_mb = f->max_body_mb;
+    o.http_threads = f->http_threads;
+    o.drain_timeout_seconds = f->drain_timeout;
+    o.threshold = f->threshold;
+    return server::run_server(o);
+#else
+    throw Error("this tabby was built without cpp-httplib, so it cannot serve",
+                "install libcpp-httplib-dev and rebuild");
+#endif
+  };
+  return {app, run};
+}
+
+}  // namespace tabby::cli

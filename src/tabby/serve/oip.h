@@ -1,0 +1,58 @@
+// The Open Inference Protocol (KServe v2, also spoken by Triton, Seldon and
+// ONNX Runtime Server) for an image classifier, as JSON in and out:
+//   GET  /v2                      server metadata
+//   GET  /v2/models/{m}           model metadata: input "images" FP32 [-1,3,H,W]
+//                                 (RGB pixel values 0-255) or BYTES [-1] (encoded
+//                                 images, base64), output "probabilities" FP32 [-1,C]
+//   POST /v2/models/{m}/infer     one input tensor; the classification extension
+//                                 (output parameter "classification": K) answers
+//                                 BYTES "probability:index:label" strings instead.
+// Nothing here touches the network or the model: parsing, checking and encoding.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace tabby::serve {
+
+// A request the server refuses, with the HTTP status to answer.
+class RequestError : public std::runtime_error {
+ public:
+  RequestError(int status, const std::string& message) : std::runtime_error(message), status_(status) {}
+  int status() const { return status_; }
+
+ private:
+  int status_;
+};
+
+struct ModelSignature {
+  std::string name;
+  int height = 0, width = 0;
+  std::vector<std::string> classes;
+  int64_t max_images = 1024;  // images one request may hold
+};
+
+struct InferRequest {
+  std::string id;
+  std::string input_name;
+  int64_t images = 0;
+  std::vector<float> pixels;         // FP32 input: images x 3 x H x W
+  std::vector<std::string> encoded;  // BYTES input: one encoded image each (decoded by the caller)
+  std::string output_name = "probabilities";
+  int classification = 0;  // > 0: the classification extension's top-K
+};
+
+nlohmann::json server_metadata(const std::string& version);
+nlohmann::json model_metadata(const ModelSignature& model);
+// RequestError(400) for anything that is not a request this model can run.
+InferRequest parse_infer_request(const nlohmann::json& body, const ModelSignature& model);
+// `probabilities` holds request.images rows of model.classes.size().
+nlohmann::json infer_response(const InferRequest& request, const ModelSignature& model,
+                              const std::vector<float>& probabilities);
+nlohmann::json error_body(const std::string& message);
+
+}  // namespace tabby::serve
