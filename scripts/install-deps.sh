@@ -42,9 +42,9 @@ PACKAGES=(
   libgoogle-perftools-dev
   # reference implementation for tests and the Python peer in benchmarks
   python3 python3-torch python3-torchvision python3-pil python3-numpy
+  # a real browser for the tests of the HTML reports and of tabby serve's upload page
+  chromium chromium-driver python3-selenium
 )
-# The HTML report is checked in headless Chromium when asked for (TABBY_WITH_BROWSER=1).
-if [[ "${TABBY_WITH_BROWSER:-0}" == "1" ]]; then PACKAGES+=(chromium); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

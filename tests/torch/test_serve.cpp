@@ -1,0 +1,327 @@
+// `tabby serve` as clients meet it: a real server process on 127.0.0.1 and
+// HTTP requests. Every route and error code, probabilities equal to
+// `tabby predict`, batches formed under concurrency, a full queue answered
+// 503 with Retry-After, and SIGTERM draining the requests in flight.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <random>
+#include <regex>
+#include <thread>
+
+#include "serve_process.h"
+#include "support/image_encode.h"
+#include "support/test_support.h"
+#include "tabby/api/train_job.h"
+#include "tabby/image/resize.h"
+#include "tabby/report/base64.h"
+#include "tabby/util/fs.h"
+
+namespace tabby {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using testing::ServeProcess;
+
+constexpr const char* kModel = R"(name = "tiny-serve"
+[[layers]]
+type = "Rescaling"
+scale = 0.00392156862745098
+[[layers]]
+type = "Conv2D"
+filters = 4
+kernel_size = 3
+activation = "relu"
+[[layers]]
+type = "GlobalAveragePooling2D"
+[[layers]]
+type = "Dense"
+units = 2
+)";
+
+void write_images(const fs::path& root, int per_class, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> noise(0, 60);
+  for (int c = 0; c < 2; ++c) {
+    for (int i = 0; i < per_class; ++i) {
+      Image image(24 + i % 7, 20);
+      for (size_t p = 0; p < image.pixels.size(); ++p) {
+        image.pixels[p] = static_cast<uint8_t>((static_cast<int>(p % 3) == c ? 160 : 40) + noise(rng));
+      }
+      testing::write_bytes(root / (c ? "red_free" : "reddish") / ("img" + std::to_string(i) + ".png"), encode_png(image));
+    }
+  }
+}
+
+class ServeTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new fs::path(testing::scratch_dir("serve"));
+    write_images(*dir_ / "train", 10, 1);
+    write_images(*dir_ / "test", 4, 2);
+    testing::write_bytes(*dir_ / "model.toml", kModel);
+    TrainJob job;
+    job.model = (*dir_ / "model.toml").string();
+    job.data.data = (*dir_ / "train").string();
+    job.image_height = job.image_width = 16;
+    job.train_overrides = {{"epochs", 2}, {"batch_size", 8}, {"lr", 0.02}};
+    job.device = "cpu";
+    job.threads = 1;
+    job.out = *dir_ / "cats";
+    run_train_job(job);
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static fs::path run() { return *dir_ / "cats"; }
+  static std::vector<fs::path> images() {
+    std::vector<fs::path> out;
+    for (const char* c : {"reddish", "red_free"}) {
+      for (int i = 0; i < 4; ++i) out.push_back(*dir_ / "test" / c / ("img" + std::to_string(i) + ".png"));
+    }
+    return out;
+  }
+  static ServeProcess start(std::vector<std::string> flags, const std::string& name) {
+    flags.insert(flags.begin(), run().string());
+    flags.insert(flags.end(), {"--threads", "1", "--device", "cpu"});
+    return ServeProcess(flags, *dir_ / (name + ".log"));
+  }
+  static fs::path* dir_;
+};
+fs::path* ServeTest::dir_ = nullptr;
+
+json body_json(const httplib::Result& r) { return json::parse(r->body, nullptr, false); }
+
+TEST_F(ServeTest, EveryRouteAnswers) {
+  ServeProcess s = start({}, "routes");
+  ASSERT_GT(s.port(), 0) << s.stderr_text();
+  ASSERT_TRUE(s.wait_ready()) << s.stderr_text();
+  auto c = s.client();
+  auto r = c.Get("/v2");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(body_json(r)["name"], "tabby");
+  EXPECT_EQ(c.Get("/v2/health/live")->status, 200);
+  EXPECT_EQ(body_json(c.Get("/v2/health/ready"))["ready"], true);
+  r = c.Get("/v2/models/cats");
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(body_json(r)["inputs"][0]["shape"], json({-1, 3, 16, 16}));
+  EXPECT_EQ(body_json(r)["parameters"]["classes"], json({"red_free", "reddish"}));
+  EXPECT_EQ(c.Get("/v2/models/cats/ready")->status, 200);
+  for (const char* path : {"/v2/models/dogs", "/v2/models/dogs/ready", "/nothing/here"}) {
+    r = c.Get(path);
+    EXPECT_EQ(r->status, 404) << path;
+    EXPECT_TRUE(body_json(r).contains("error")) << path << ": " << r->body;
+  }
+  r = c.Post("/predictions/dogs", "x", "image/png");
+  EXPECT_EQ(r->status, 404);
+  EXPECT_NE(body_json(r)["error"].get<std::string>().find("cats"), std::string::npos) << r->body;
+  r = c.Get("/");
+  EXPECT_EQ(r->status, 200);
+  EXPECT_NE(r->body.find("<title>tabby serve</title>"), std::string::npos);
+  EXPECT_NE(r->body.find("[\"cats\"]"), std::string::npos);
+  r = c.Get("/metrics");
+  EXPECT_EQ(r->status, 200);
+  EXPECT_NE(r->body.find("tabby_requests_total{route=\"/v2\",model=\"\",status=\"200\"} 1"), std::string::npos) << r->body;
+}
+
+// `tabby predict`'s probabilities for `files`, by file.
+std::map<std::string, std::vector<double>> predicted(const fs::path& run, const std::vector<fs::path>& files) {
+  std::vector<std::string> args = {"predict", run.string(), "--top-k", "2", "--json", "--device", "cpu"};
+  for (const auto& f : files) args.push_back(f.string());
+  const auto r = testing::run_tabby(args);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::map<std::string, std::vector<double>> out;
+  for (const auto& p : json::parse(r.out)) {
+    std::vector<double> probs(2);
+    for (const auto& t : p["top"]) probs[t["label"] == "red_free" ? 0 : 1] = t["probability"];
+    out[p["file"]] = probs;
+  }
+  return out;
+}
+
+TEST_F(ServeTest, ProbabilitiesAreThoseOfTabbyPredict) {
+  ServeProcess s = start({}, "predict");
+  ASSERT_TRUE(s.wait_ready()) << s.stderr_text();
+  auto c = s.client();
+  const auto files = images();
+  const auto expected = predicted(run(), files);
+  for (const auto& f : files) {
+    SCOPED_TRACE(f.string());
+    const std::string bytes = read_file(f);
+    const auto& want = expected.at(f.string());
+    // The raw body, as curl --data-binary sends it.
+    auto r = c.Post("/predictions/cats?top_k=2", bytes, "application/x-www-form-urlencoded");
+    ASSERT_EQ(r->status, 200) << r->body;
+    for (const auto& t : body_json(r)["top_k"]) EXPECT_NEAR(t["probability"].get<double>(), want[t["index"].get<int>()], 1e-5);
+    // A multipart form, as a browser's form sends it.
+    httplib::MultipartFormDataItems form = {{"file", bytes, f.filename().string(), "image/png"}};
+    r = c.Post("/predictions/cats", form);
+    ASSERT_EQ(r->status, 200) << r->body;
+    EXPECT_NEAR(body_json(r)["probability"].get<double>(), std::max(want[0], want[1]), 1e-5);
+    // OIP with the encoded image ...
+    json infer = {{"inputs", {{{"name", "image_bytes"}, {"shape", {1}}, {"datatype", "BYTES"},
+                               {"data", {report::base64_encode(bytes)}}}}}};
+    r = c.Post("/v2/models/cats/infer", infer.dump(), "application/json");
+    ASSERT_EQ(r->status, 200) << r->body;
+    const json probs = body_json(r)["outputs"][0]["data"];
+    EXPECT_NEAR(probs[0].get<double>(), want[0], 1e-5);
+    EXPECT_NEAR(probs[1].get<double>(), want[1], 1e-5);
+    // ... and with its pixels, resized as training resized them.
+    std::vector<uint8_t> hwc(16 * 16 * 3);
+    decode_image_resized(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), 16, 16, false, hwc.data());
+    std::vector<float> chw(hwc.size());
+    for (size_t p = 0; p < 256; ++p) {
+      for (size_t ch = 0; ch < 3; ++ch) chw[ch * 256 + p] = hwc[p * 3 + ch];
+    }
+    infer = {{"inputs", {{{"name", "images"}, {"shape", {1, 3, 16, 16}}, {"datatype", "FP32"}, {"data", chw}}}},
+             {"outputs", {{{"name", "probabilities"}, {"parameters", {{"classification", 1}}}}}}};
+    r = c.Post("/v2/models/cats/infer", infer.dump(), "application/json");
+    ASSERT_EQ(r->status, 200) << r->body;
+    const std::string top = body_json(r)["outputs"][0]["data"][0];
+    EXPECT_EQ(top.substr(top.rfind(':') + 1), want[0] > want[1] ? "red_free" : "reddish") << top;
+  }
+}
+
+TEST_F(ServeTest, MistakesGetJsonErrorsWithTheirStatus) {
+  ServeProcess s = start({"--max-body-mb", "1", "--max-image-megapixels", "0.0005"}, "errors");
+  ASSERT_TRUE(s.wait_ready()) << s.stderr_text();
+  auto c = s.client();
+  auto expect_error = [&](const httplib::Result& r, int status, const std::string& words) {
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, status) << r->body;
+    const json j = body_json(r);
+    ASSERT_TRUE(j.contains("error")) << r->body;
+    EXPECT_NE(j["error"].get<std::string>().find(words), std::string::npos) << r->body;
+  };
+  expect_error(c.Post("/predictions/cats", "not an image", "image/jpeg"), 400, "cannot read the upload as an image");
+  expect_error(c.Post("/predictions/cats", "", "image/jpeg"), 400, "empty");
+  expect_error(c.Post("/v2/models/cats/infer", "{\"inputs\": [", "application/json"), 400, "not valid JSON");
+  expect_error(c.Post("/v2/models/cats/infer", R"({"inputs": [{"shape": [1, 3, 8, 8], "datatype": "FP32", "data": []}]})",
+                      "application/json"), 400, "[N, 3, 16, 16]");
+  const std::string big(2 * 1024 * 1024, 'x');
+  expect_error(c.Post("/predictions/cats", big, "image/jpeg"), 413, "larger than this server takes");
+  const Image huge(40, 40);  // 1,600 pixels, over the 500 allowed here
+  expect_error(c.Post("/predictions/cats", encode_png(huge), "image/png"), 400, "40x40 pixels");
+  const std::string image = read_file(images().front());
+  expect_error(c.Post("/predictions/cats?top_k=zero", image, "image/png"), 400, "top_k");
+  auto r = c.Post("/predictions/cats?threshold=1", image, "image/png");
+  ASSERT_EQ(r->status, 200);
+  EXPECT_EQ(body_json(r)["label"], "unknown");
+  EXPECT_EQ(c.Get("/v2/health/ready")->status, 200);  // still serving after all that
+}
+
+uint64_t batches_larger_than_one(httplib::Client& c) {
+  const std::string text = c.Get("/metrics")->body;
+  std::smatch one, all;
+  const std::regex le1(R"(tabby_batch_images_bucket\{model="cats",le="1"\} ([0-9]+))");
+  const std::regex count(R"(tabby_batch_images_count\{model="cats"\} ([0-9]+))");
+  if (!std::regex_search(text, one, le1) || !std::regex_search(text, all, count)) return 0;
+  return std::stoull(all[1]) - std::stoull(one[1]);
+}
+
+int queue_depth(httplib::Client& c) {
+  std::smatch m;
+  const std::string text = c.Get("/metrics")->body;
+  return std::regex_search(text, m, std::regex(R"(tabby_queue_depth\{model="cats"\} ([0-9]+))")) ? std::stoi(m[1]) : -1;
+}
+
+TEST_F(ServeTest, ConcurrentRequestsAreBatched) {
+  ServeProcess s = start({"--max-batch-delay-ms", "400", "--max-batch-size", "8"}, "batching");
+  ASSERT_TRUE(s.wait_ready()) << s.stderr_text();
+  const auto files = images();
+  std::vector<int> status(files.size(), 0);
+  std::vector<std::thread> clients;
+  for (size_t i = 0; i < files.size(); ++i) {
+    clients.emplace_back([&, i] {
+      auto c = s.client();
+      auto r = c.Post("/predictions/cats", read_file(files[i]), "image/png");
+      status[i] = r ? r->status : -1;
+    });
+  }
+  for (auto& t : clients) t.join();
+  for (int st : status) EXPECT_EQ(st, 200);
+  auto c = s.client();
+  EXPECT_GE(batches_larger_than_one(c), 1u) << c.Get("/metrics")->body;
+}
+
+TEST_F(ServeTest, AFullQueueGets503WithRetryAfter) {
+  ServeProcess s = start({"--queue", "1", "--max-batch-delay-ms", "3000", "--max-batch-size", "8"}, "queue");
+  ASSERT_TRUE(s.wait_ready()) << s.stderr_text();
+  const std::string image = read_file(images().front());
+  int first = 0;
+  std::thread waiting([&] {
+    auto c = s.client();
+    auto r = c.Post("/predictions/cats", image, "image/png");
+    first = r ? r->status : -1;
+  });
+  auto c = s.client();
+  while (queue_depth(c) < 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  auto r = c.Post("/predictions/cats", image, "image/png");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503) << r->body;
+  EXPECT_EQ(r->get_header_value("Retry-After"), "1");
+  EXPECT_NE(body_json(r)["error"].get<std::string>().find("queue"), std::string::npos);
+  waiting.join();
+  EXPECT_EQ(first, 200);
+}
+
+TEST_F(ServeTest, SigtermStopsReadinessAndFinishesRequestsInFlight) {
+  ServeProcess s = start({"--max-batch-delay-ms", "2000", "--max-batch-size", "8"}, "drain");
+  ASSERT_TRUE(s.wait_ready()) << s.stderr_text();
+  const std::string image = read_file(images().front());
+  int in_flight = 0;
+  std::thread waiting([&] {
+    auto c = s.client();
+    auto r = c.Post("/predictions/cats", image, "image/png");
+    in_flight = r ? r->status : -1;
+  });
+  auto c = s.client();
+  while (queue_depth(c) < 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  kill(s.pid(), SIGTERM);
+  // Readiness turns at once; the server still answers while it drains.
+  int ready = 0;
+  while ((ready = c.Get("/v2/health/ready")->status) == 200) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  EXPECT_EQ(ready, 503);
+  auto refused = c.Post("/predictions/cats", image, "image/png");
+  if (refused) EXPECT_EQ(refused->status, 503) << refused->body;
+  waiting.join();
+  EXPECT_EQ(in_flight, 200);
+  ASSERT_TRUE(s.wait_exit(std::chrono::seconds(30)));
+  EXPECT_EQ(s.exit_status(), 0) << s.stderr_text();
+  EXPECT_NE(s.stderr_text().find("SIGTERM"), std::string::npos);
+}
+
+// The upload page in Chromium, driven by chromedriver through Selenium: a real
+// photo picked with the page's file input comes back labelled as
+// /predictions labels it, with a thumbnail and one bar per class.
+TEST_F(ServeTest, TheUploadPageLabelsAPhotoInARealBrowser) {
+  if (!fs::exists("/usr/bin/chromium") || !fs::exists("/usr/bin/chromedriver")) {
+    GTEST_SKIP() << "chromium and chromium-driver are not installed (scripts/install-deps.sh installs them)";
+  }
+  fs::path photo = images().front();
+  if (auto shared = testing::shared_dir()) {
+    const fs::path real = *shared / "datasets" / "cats_dogs_fullres" / "test_set" / "cats" / "cat.4001.jpg";
+    if (fs::exists(real)) photo = real;
+  }
+  ServeProcess s = start({}, "browser");
+  ASSERT_TRUE(s.wait_ready()) << s.stderr_text();
+  const char* python = std::getenv("TABBY_PYTHON") ? std::getenv("TABBY_PYTHON") : "python3";
+  const fs::path script = fs::path(std::getenv("TABBY_SOURCE_DIR")) / "tests" / "browser" / "upload_page.py";
+  const auto r = testing::run_command(testing::shell_quote(python) + " " + testing::shell_quote(script.string()) + " " +
+                                      testing::shell_quote("http://127.0.0.1:" + std::to_string(s.port()) + "/") + " " +
+                                      testing::shell_quote(photo.string()) + " " +
+                                      testing::shell_quote((*dir_ / "upload_page.png").string()));
+  if (r.exit_code == 2) GTEST_SKIP() << "no browser to drive: " << r.err;
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const json shown = json::parse(r.out);
+  auto c = s.client();
+  const json answer = body_json(c.Post("/predictions/cats", read_file(photo), "image/jpeg"));
+  EXPECT_EQ(shown["label"], answer["label"]) << r.out;
+  EXPECT_NEAR(std::stod(shown["probability"].get<std::string>()), answer["probability"].get<double>(), 1e-6);
+  EXPECT_EQ(shown["bars"], 2);
+  EXPECT_GT(shown["thumbnail"].get<int>(), 0);
+  EXPECT_TRUE(shown["errors"].empty()) << r.out;
+}
+
+}  // namespace
+}  // namespace tabby
