@@ -42,6 +42,8 @@ PACKAGES=(
   libgoogle-perftools-dev
   # reference implementation for tests and the Python peer in benchmarks
   python3 python3-torch python3-torchvision python3-pil python3-numpy
+  # the serving benchmark's load generator and its Python peer (Flask under gunicorn)
+  wrk python3-flask gunicorn
   # a real browser for the tests of the HTML reports and of tabby serve's upload page
   chromium chromium-driver python3-selenium
 )

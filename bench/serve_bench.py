@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""tabby serve against a Python peer serving the same model, in one run.
+
+The model: MobileNetV2 from ImageNet weights with a 2-class head at 224x224, a
+tabby run trained for one epoch on cats_and_dogs_filtered (its accuracy does
+not matter here). The load: wrk keeps N connections busy posting real JPEG
+photos (cats_dogs_fullres/test_set, ~45 KB each, taken in turn) to
+POST /predictions/<model> for D seconds after a warm-up; requests/s and the
+latency percentiles are wrk's. The peer (bench/peer_serve.py): Flask under
+gunicorn's sync workers, PIL decoding, torchvision's model, at each worker
+count W in --peer-workers with the cores split between the workers; its best
+W is compared. Both run on this machine's cores beside the load generator.
+
+  bench/serve_bench.py --build build [--connections 16] [--duration 20] [--into bench/RESULTS.md]
+
+Writes the section between <!-- tabby-serve-section:begin --> and
+<!-- tabby-serve-section:end --> of --into (replacing an older one), and the raw
+figures as JSON to --work/serve.json.
+"""
+import argparse
+import datetime
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WRK_SCRIPT = r"""
+local bodies = {}
+local n = 0
+init = function(args)
+  for _, path in ipairs(args) do
+    local f = assert(io.open(path, "rb"))
+    n = n + 1
+    bodies[n] = f:read("*all")
+    f:close()
+  end
+end
+local i = 0
+request = function()
+  i = i % n + 1
+  return wrk.format("POST", wrk.path, {["Content-Type"] = "image/jpeg"}, bodies[i])
+end
+local bad = 0
+response = function(status, headers, body)
+  if status ~= 200 then bad = bad + 1 end
+end
+done = function(summary, latency, requests)
+  io.write(string.format("TABBYBENCH %d %d %f %f %f %f %d\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, summary.errors.status))
+end
+"""
+
+
+def log(msg):
+    print(f"serve-bench: {msg}", file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url, process, timeout=300):
+    import urllib.request
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except Exception:  # noqa: BLE001 - not up yet
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer 200 in {timeout} s")
+
+
+def run_wrk(url, photos, connections, seconds, work):
+    script = os.path.join(work, "post_photos.lua")
+    with open(script, "w") as f:
+        f.write(WRK_SCRIPT)
+    cmd = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s", "-s", script, url, "--"] + photos
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    m = re.search(r"TABBYBENCH (\d+) (\d+) ([\d.]+) ([\d.]+) ([\d.]+) ([\d.]+) (\d+)", out)
+    if not m:
+        raise RuntimeError(f"wrk gave no summary:\n{out}")
+    requests, duration_us = int(m.group(1)), int(m.group(2))
+    return {"requests": requests, "seconds": duration_us / 1e6, "rps": requests / (duration_us / 1e6),
+            "p50_ms": float(m.group(3)) / 1000, "p90_ms": float(m.group(4)) / 1000,
+            "p99_ms": float(m.group(5)) / 1000, "max_ms": float(m.group(6)) / 1000,
+            "non_200": int(m.group(7)), "command": " ".join(shlex.quote(c) for c in cmd[:-len(photos)]) + " -- PHOTOS..."}
+
+
+def measure(name, start_cmd, env, ready_path, predict_path, photos, args, work):
+    port = free_port()
+    cmd = [c.replace("{port}", str(port)) for c in start_cmd]
+    log(f"{name}: {' '.join(cmd)}")
+    logfile = open(os.path.join(work, f"{name}.log"), "w")
+    process = subprocess.Popen(cmd, env=env, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}{ready_path}", process)
+        url = f"http://127.0.0.1:{port}{predict_path}"
+        run_wrk(url, photos, args.connections, args.warmup, work)
+        result = run_wrk(url, photos, args.connections, args.duration, work)
+        result["server"] = " ".join(shlex.quote(c) for c in cmd)
+        log(f"{name}: {result['rps']:.1f} requests/s, p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, "
+            f"{result['non_200']} not 200")
+        return result
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        logfile.close()
+
+
+def train_run(tabby, shared, work):
+    run = os.path.join(work, "mobilenet_v2_224")
+    if os.path.exists(os.path.join(run, "weights.safetensors")):
+        return run
+    data = os.path.join(shared, "datasets", "cats_and_dogs_filtered")
+    cmd = [tabby, "train", "--data", os.path.join(data, "train"), "--val", os.path.join(data, "validation"),
+           "--model", "mobilenet_v2", "--freeze-backbone", "--image-size", "224", "--epochs", "1",
+           "--out", run, "--overwrite", "--no-report"]
+    log("training the served run: " + " ".join(cmd))
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return run
+
+
+def section(res):
+    t = res["tabby"]
+    peers = res["peer"]
+    best = max(peers, key=lambda p: p["rps"])
+    rows = [("tabby serve", "1 process (batching: max 32 images, 5 ms)", t)]
+    rows += [("Flask + gunicorn (peer)", f"{p['workers']} workers x {p['threads']} threads", p) for p in peers]
+    lines = ["<!-- tabby-serve-section:begin -->", "## Serving: `tabby serve` vs Flask + torchvision", "",
+             f"Run {res['started']} → {res['finished']}, `bench/serve_bench.py`, tabby {res['commit']}. "
+             f"{res['machine']}", "",
+             f"MobileNetV2 (ImageNet weights, 2-class head) at 224×224 on the CPU; wrk posts {res['photos']} real JPEG "
+             f"photos ({res['photo_kb']:.0f} KB on average) in turn to `POST /predictions/<model>` over "
+             f"{res['connections']} keep-alive connections for {res['duration']} s after a {res['warmup']} s warm-up. "
+             "Server and load generator share the machine's cores. The peer decodes with PIL, resizes to 224×224 "
+             "(bilinear, as tabby), normalises and runs torchvision's model under `no_grad`, one image per request "
+             "(Flask has no batching); its worker counts split the cores between processes.", "",
+             "| server | setting | requests/s | p50 ms | p90 ms | p99 ms | not 200 |", "|---|---|---|---|---|---|---|"]
+    for name, setting, r in rows:
+        lines.append(f"| {name} | {setting} | {r['rps']:.1f} | {r['p50_ms']:.1f} | {r['p90_ms']:.1f} | "
+                     f"{r['p99_ms']:.1f} | {r['non_200']} |")
+    ratio = f"**{t['rps'] / best['rps']:.2f}×**" if best["rps"] > 0 else "(the peer answered no request)"
+    lines += ["", f"tabby ÷ best peer ({best['workers']} workers): {ratio} the throughput, "
+              f"p99 {t['p99_ms']:.1f} ms vs {best['p99_ms']:.1f} ms.", "", "Commands:", "", "```sh",
+              f"bench/serve_bench.py --build {res['build']} --connections {res['connections']} --duration {res['duration']}",
+              t["server"], t["command"]]
+    lines += [p["server"] for p in peers]
+    lines += ["```", "<!-- tabby-serve-section:end -->", ""]
+    return "\n".join(lines)
+
+
+def write_into(path, text):
+    old = open(path).read() if os.path.exists(path) else ""
+    begin, end = old.find("<!-- tabby-serve-section:begin"), old.find("<!-- tabby-serve-section:end -->")
+    if begin >= 0 and end >= 0:
+        new = old[:begin] + text + old[end + len("<!-- tabby-serve-section:end -->") + 1:]
+    else:
+        new = old.rstrip("\n") + "\n\n" + text
+    with open(path + ".tmp", "w") as f:
+        f.write(new)
+    os.replace(path + ".tmp", path)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--build", default=os.path.join(ROOT, "build"))
+    p.add_argument("--shared", default=os.environ.get("TABBY_SHARED", os.path.join(ROOT, "..", "shared")))
+    p.add_argument("--work", default="/tmp/tabby-serve-bench")
+    p.add_argument("--connections", type=int, default=16)
+    p.add_argument("--duration", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--photos", type=int, default=100)
+    p.add_argument("--peer-workers", default="1,2,4")
+    p.add_argument("--into", default=os.path.join(ROOT, "bench", "RESULTS.md"))
+    args = p.parse_args()
+    os.makedirs(args.work, exist_ok=True)
+    tabby = os.path.join(args.build, "tabby")
+    cores = os.cpu_count() or 1
+    folder = os.path.join(args.shared, "datasets", "cats_dogs_fullres", "test_set")
+    photos = sorted(os.path.join(folder, c, f) for c in ("cats", "dogs") for f in os.listdir(os.path.join(folder, c)))
+    photos = photos[::max(1, len(photos) // args.photos)][:args.photos]
+    res = {"started": datetime.datetime.now().isoformat(timespec="seconds"), "connections": args.connections,
+           "duration": args.duration, "warmup": args.warmup, "photos": len(photos), "build": os.path.relpath(args.build, ROOT),
+           "photo_kb": sum(os.path.getsize(f) for f in photos) / len(photos) / 1024,
+           "commit": subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+           "machine": f"{cores} cores, load average at start {os.getloadavg()[0]:.2f}."}
+    run = train_run(tabby, args.shared, args.work)
+    env = dict(os.environ, TABBY_SHARED=args.shared)
+    res["tabby"] = measure("tabby", [tabby, "serve", run, "--port", "{port}", "--name", "pets"], env,
+                           "/v2/health/ready", "/predictions/pets", photos, args, args.work)
+    res["peer"] = []
+    for w in (int(x) for x in args.peer_workers.split(",")):
+        threads = max(1, cores // w)
+        peer_env = dict(env, TABBY_RUN=run, PEER_THREADS=str(threads))
+        cmd = ["/usr/bin/python3", "-m", "gunicorn", "-w", str(w), "-b", "127.0.0.1:{port}", "--timeout", "120",
+               "--chdir", os.path.join(ROOT, "bench"), "peer_serve:app"]
+        # Each worker loads the model before it answers /health.
+        r = measure(f"peer-{w}", cmd, peer_env, "/health", "/predictions/pets", photos, args, args.work)
+        r.update(workers=w, threads=threads)
+        res["peer"].append(r)
+    res["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
+    res["machine"] += f" Load average at the end {os.getloadavg()[0]:.2f}."
+    with open(os.path.join(args.work, "serve.json"), "w") as f:
+        json.dump(res, f, indent=1)
+    write_into(args.into, section(res))
+    log(f"wrote the serving section of {args.into}")
+
+
+if __name__ == "__main__":
+    main()
