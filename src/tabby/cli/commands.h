@@ -27,6 +27,7 @@ Command add_inspect(CLI::App& root);
 Command add_report(CLI::App& root);
 Command add_run(CLI::App& root);
 Command add_serve(CLI::App& root);
+Command add_export(CLI::App& root);
 
 // "150" -> {150,150}; "150x120" -> {150,120} (height x width).
 std::pair<int64_t, int64_t> parse_image_size(const std::string& text);

@@ -46,6 +46,40 @@ torch::Tensor apply_activation(ActivationKind kind, const torch::Tensor& x) {
   return x;
 }
 
+Value export_activation(GraphWriter& g, ActivationKind kind, const Value& x) {
+  const torch::Tensor y = apply_activation(kind, x.sample);
+  switch (kind) {
+    case ActivationKind::None: return x;
+    case ActivationKind::ReLU: return g.node("Relu", {x.name}, {}, y);
+    case ActivationKind::Sigmoid: return g.node("Sigmoid", {x.name}, {}, y);
+    case ActivationKind::Tanh: return g.node("Tanh", {x.name}, {}, y);
+    case ActivationKind::Softmax:
+      // Before opset 13 Softmax flattens everything after `axis`: right for (B,F) only.
+      if (x.sample.dim() != 2 && g.opset() < 13) {
+        throw UsageError("a softmax over image-shaped values needs --opset 13 or later");
+      }
+      return g.node("Softmax", {x.name}, {{"axis", int64_t{x.sample.dim() == 4 ? 1 : -1}}}, y);
+    case ActivationKind::Swish: {
+      const Value s = g.node("Sigmoid", {x.name}, {}, torch::sigmoid(x.sample));
+      return g.node("Mul", {x.name, s.name}, {}, y);
+    }
+    case ActivationKind::GELU: {
+      // 0.5 * x * (1 + erf(x / sqrt(2))), the exact GELU torch computes.
+      const Value scaled = g.node("Div", {x.name, g.constant("gelu.sqrt2", torch::tensor(static_cast<float>(std::sqrt(2.0))))},
+                                  {}, x.sample / std::sqrt(2.0));
+      const Value erf = g.node("Erf", {scaled.name}, {}, torch::erf(scaled.sample));
+      const Value one = g.node("Add", {erf.name, g.constant("gelu.one", torch::tensor(1.0f))}, {}, erf.sample + 1);
+      const Value half = g.node("Mul", {x.name, g.constant("gelu.half", torch::tensor(0.5f))}, {}, x.sample * 0.5);
+      return g.node("Mul", {half.name, one.name}, {}, y);
+    }
+  }
+  return x;
+}
+
+Value LayerImpl::export_onnx(GraphWriter&, const Value&) {
+  throw Error("layer type " + type_ + " cannot be exported to ONNX");
+}
+
 namespace {
 
 std::string where_of(const LayerSpec& spec) { return "layer '" + spec.name + "' (" + spec.type + ")"; }
@@ -90,6 +124,13 @@ class RescalingImpl : public LayerImpl {
   }
   torch::Tensor forward(torch::Tensor x) override { return x * scale_ + offset_; }
   bool is_deterministic_when_frozen() const override { return true; }
+  Value export_onnx(GraphWriter& g, const Value& x) override {
+    const Value scaled = g.node("Mul", {x.name, g.constant("rescaling.scale", torch::tensor(static_cast<float>(scale_)))},
+                                {}, x.sample * scale_);
+    if (offset_ == 0) return scaled;
+    return g.node("Add", {scaled.name, g.constant("rescaling.offset", torch::tensor(static_cast<float>(offset_)))}, {},
+                  forward(x.sample));
+  }
 
  private:
   double scale_, offset_;
@@ -126,6 +167,10 @@ class NormalizationImpl : public LayerImpl {
   }
   torch::Tensor forward(torch::Tensor x) override { return x * mul_.to(x.dtype()) + add_.to(x.dtype()); }
   bool is_deterministic_when_frozen() const override { return true; }
+  Value export_onnx(GraphWriter& g, const Value& x) override {
+    const Value scaled = g.node("Mul", {x.name, g.constant("normalization.mul", mul_)}, {}, x.sample * mul_);
+    return g.node("Add", {scaled.name, g.constant("normalization.add", add_)}, {}, forward(x.sample));
+  }
 
  private:
   torch::Tensor mul_, add_;
@@ -153,6 +198,7 @@ class AugmentationImpl : public LayerImpl {
  public:
   using LayerImpl::LayerImpl;
   bool is_augmentation() const override { return true; }
+  Value export_onnx(GraphWriter&, const Value& x) override { return x; }  // training only
 };
 
 class RandomFlipImpl : public AugmentationImpl {
@@ -238,6 +284,20 @@ class PoolingImpl : public LayerImpl {
     same_ = get_padding(spec) == "same";
   }
   bool is_deterministic_when_frozen() const override { return true; }
+  Value export_onnx(GraphWriter& g, const Value& x) override {
+    std::vector<int64_t> pads = {0, 0, 0, 0};
+    if (same_) {
+      auto [top, bottom] = same_padding(x.sample.size(2), ph_, sh_);
+      auto [left, right] = same_padding(x.sample.size(3), pw_, sw_);
+      pads = {top, left, bottom, right};
+    }
+    std::vector<Attr> attrs = {{"kernel_shape", std::vector<int64_t>{ph_, pw_}},
+                               {"strides", std::vector<int64_t>{sh_, sw_}},
+                               {"pads", pads}};
+    // ONNX pads a max pool with -inf and, without count_include_pad, averages real pixels only: TensorFlow's "same".
+    if (!max_) attrs.push_back({"count_include_pad", int64_t{0}});
+    return g.node(max_ ? "MaxPool" : "AveragePool", {x.name}, attrs, forward(x.sample));
+  }
   torch::Tensor forward(torch::Tensor x) override {
     // x is (B,C,H,W)
     if (!same_) {
@@ -272,6 +332,11 @@ class GlobalPoolingImpl : public LayerImpl {
     // x is (B,C,H,W) -> (B,C)
     return max_ ? std::get<0>(x.flatten(2).max(2)) : x.mean({2, 3});
   }
+  Value export_onnx(GraphWriter& g, const Value& x) override {
+    const torch::Tensor pooled = forward(x.sample);
+    const Value p = g.node(max_ ? "GlobalMaxPool" : "GlobalAveragePool", {x.name}, {}, pooled.view({pooled.size(0), -1, 1, 1}));
+    return g.node("Flatten", {p.name}, {{"axis", int64_t{1}}}, pooled);
+  }
 
  private:
   bool max_;
@@ -282,6 +347,7 @@ class FlattenImpl : public LayerImpl {
   FlattenImpl() : LayerImpl("Flatten") {}
   torch::Tensor forward(torch::Tensor x) override { return x.flatten(1); }
   bool is_deterministic_when_frozen() const override { return true; }
+  Value export_onnx(GraphWriter& g, const Value& x) override { return export_flatten(g, x); }
 };
 
 class DropoutImpl : public LayerImpl {
@@ -291,6 +357,7 @@ class DropoutImpl : public LayerImpl {
     if (rate_ < 0 || rate_ >= 1) throw Error(where_of(spec) + ": `rate` must be in [0, 1)");
   }
   torch::Tensor forward(torch::Tensor x) override { return F::dropout(x, F::DropoutFuncOptions().p(rate_).training(is_training())); }
+  Value export_onnx(GraphWriter&, const Value& x) override { return x; }  // identity at inference
 
  private:
   double rate_;
@@ -316,6 +383,13 @@ class BatchNormalizationImpl : public LayerImpl {
     }
     return torch::batch_norm(x, weight_, bias_, running_mean_, running_var_, is_training(), momentum_, eps_,
                              /*cudnn_enabled=*/true);
+  }
+  Value export_onnx(GraphWriter& g, const Value& x) override {
+    if (x.sample.dim() != 4) throw UsageError("BatchNormalization of flat features cannot be exported yet");
+    return g.node("BatchNormalization",
+                  {x.name, g.constant("bn.scale", weight_.detach()), g.constant("bn.bias", bias_.detach()),
+                   g.constant("bn.mean", running_mean_), g.constant("bn.var", running_var_)},
+                  {{"epsilon", static_cast<float>(eps_)}}, forward(x.sample));
   }
 
  private:
@@ -344,7 +418,9 @@ Conv2DImpl::Conv2DImpl(const LayerSpec& spec, int64_t in_channels) : LayerImpl("
   if (spec.get_bool("use_bias", true)) bias_ = register_parameter("bias", torch::zeros({filters}));
 }
 
-torch::Tensor Conv2DImpl::forward(torch::Tensor x) {
+torch::Tensor Conv2DImpl::forward(torch::Tensor x) { return apply_activation(activation_, preactivation(x)); }
+
+torch::Tensor Conv2DImpl::preactivation(torch::Tensor x) {
   // x is (B,Cin,H,W) -> (B,filters,H',W')
   std::vector<int64_t> padding = {0, 0};
   if (same_) {
@@ -356,8 +432,24 @@ torch::Tensor Conv2DImpl::forward(torch::Tensor x) {
       x = F::pad(x, F::PadFuncOptions({left, right, top, bottom}));
     }
   }
-  auto y = torch::conv2d(x, weight_, bias_, {sh_, sw_}, padding);
-  return apply_activation(activation_, y);
+  return torch::conv2d(x, weight_, bias_, {sh_, sw_}, padding);
+}
+
+Value Conv2DImpl::export_onnx(GraphWriter& g, const Value& x) {
+  std::vector<int64_t> pads = {0, 0, 0, 0};
+  if (same_) {
+    auto [top, bottom] = same_padding(x.sample.size(2), kh_, sh_);
+    auto [left, right] = same_padding(x.sample.size(3), kw_, sw_);
+    pads = {top, left, bottom, right};
+  }
+  std::vector<std::string> inputs = {x.name, g.constant("conv2d.weight", weight_.detach())};
+  if (bias_.defined()) inputs.push_back(g.constant("conv2d.bias", bias_.detach()));
+  const Value conv = g.node("Conv", inputs,
+                            {{"kernel_shape", std::vector<int64_t>{kh_, kw_}},
+                             {"strides", std::vector<int64_t>{sh_, sw_}},
+                             {"pads", pads}},
+                            preactivation(x.sample));
+  return export_activation(g, activation_, conv);
 }
 
 DenseImpl::DenseImpl(const LayerSpec& spec, int64_t in_features, int64_t num_classes) : LayerImpl("Dense") {
@@ -372,6 +464,13 @@ DenseImpl::DenseImpl(const LayerSpec& spec, int64_t in_features, int64_t num_cla
 torch::Tensor DenseImpl::forward(torch::Tensor x) {
   // x is (B,F) -> (B,units)
   return apply_activation(activation_, torch::linear(x, weight_, bias_));
+}
+
+Value DenseImpl::export_onnx(GraphWriter& g, const Value& x) {
+  std::vector<std::string> inputs = {x.name, g.constant("dense.weight", weight_.detach())};
+  if (bias_.defined()) inputs.push_back(g.constant("dense.bias", bias_.detach()));
+  const torch::Tensor logits = torch::linear(x.sample, weight_, bias_);
+  return export_activation(g, activation_, g.node("Gemm", inputs, {{"transB", int64_t{1}}}, logits));
 }
 
 ActivationLayerImpl::ActivationLayerImpl(const LayerSpec& spec) : LayerImpl("Activation") {

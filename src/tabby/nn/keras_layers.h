@@ -14,6 +14,7 @@
 #include <string>
 
 #include "tabby/config/model_spec.h"
+#include "tabby/nn/graph_writer.h"
 
 namespace tabby::nn {
 
@@ -21,6 +22,7 @@ enum class ActivationKind { None, ReLU, Sigmoid, Softmax, Tanh, GELU, Swish };
 ActivationKind parse_activation(const std::string& name, const std::string& where);
 const char* activation_name(ActivationKind kind);
 torch::Tensor apply_activation(ActivationKind kind, const torch::Tensor& x);
+Value export_activation(GraphWriter& g, ActivationKind kind, const Value& x);
 
 // Base of every declarable layer.
 class LayerImpl : public torch::nn::Module {
@@ -34,6 +36,8 @@ class LayerImpl : public torch::nn::Module {
   // trainable parameters (preprocessing, pooling, frozen parts): its outputs
   // can be cached.
   virtual bool is_deterministic_when_frozen() const { return false; }
+  // The layer in inference mode as ONNX nodes (graph_writer.h).
+  virtual Value export_onnx(GraphWriter& g, const Value& x);
 
  private:
   std::string type_;
@@ -61,8 +65,11 @@ class Conv2DImpl : public LayerImpl {
  public:
   Conv2DImpl(const LayerSpec& spec, int64_t in_channels);
   torch::Tensor forward(torch::Tensor x) override;
+  Value export_onnx(GraphWriter& g, const Value& x) override;
 
  private:
+  torch::Tensor preactivation(torch::Tensor x);
+
   int64_t kh_, kw_, sh_, sw_;
   bool same_;
   ActivationKind activation_;
@@ -73,6 +80,7 @@ class DenseImpl : public LayerImpl {
  public:
   DenseImpl(const LayerSpec& spec, int64_t in_features, int64_t num_classes);
   torch::Tensor forward(torch::Tensor x) override;
+  Value export_onnx(GraphWriter& g, const Value& x) override;
   int64_t units() const { return units_; }
   ActivationKind activation() const { return activation_; }
   // Makes forward return pre-activation values (the network applies them).
@@ -88,6 +96,7 @@ class ActivationLayerImpl : public LayerImpl {
  public:
   explicit ActivationLayerImpl(const LayerSpec& spec);
   torch::Tensor forward(torch::Tensor x) override { return apply_activation(activation_, x); }
+  Value export_onnx(GraphWriter& g, const Value& x) override { return export_activation(g, activation_, x); }
   ActivationKind activation() const { return activation_; }
   void emit_logits() { activation_ = ActivationKind::None; }
 

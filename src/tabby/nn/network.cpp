@@ -184,6 +184,22 @@ torch::Tensor NetworkImpl::probabilities(const torch::Tensor& logits) const {
   return torch::softmax(logits, 1);
 }
 
+Value NetworkImpl::export_onnx(GraphWriter& g, const Value& images) {
+  torch::NoGradGuard no_grad;
+  eval();
+  Value x = images;
+  for (auto& e : entries_) x = e.backbone ? e.backbone->export_onnx(g, x) : e.layer->export_onnx(g, x);
+  const torch::Tensor probs = probabilities(x.sample);
+  if (output_.binary()) {
+    // One sigmoid unit becomes two columns (1 - p, p), as probabilities() gives them.
+    const Value p = g.node("Sigmoid", {x.name}, {}, torch::sigmoid(x.sample));
+    const Value q = g.node("Sub", {g.constant("binary.one", torch::tensor(1.0f)), p.name}, {}, 1 - p.sample);
+    return g.node("Concat", {q.name, p.name}, {{"axis", int64_t{1}}}, probs);
+  }
+  if (output_.activation == ActivationKind::Sigmoid) return g.node("Sigmoid", {x.name}, {}, probs);
+  return g.node("Softmax", {x.name}, {{"axis", int64_t{1}}}, probs);
+}
+
 torch::Tensor NetworkImpl::per_sample_loss(const torch::Tensor& logits, const torch::Tensor& labels) const {
   namespace F = torch::nn::functional;
   if (output_.binary()) {

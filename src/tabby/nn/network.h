@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "tabby/config/model_spec.h"
+#include "tabby/nn/graph_writer.h"
 #include "tabby/nn/keras_layers.h"
 #include "tabby/nn/state_dict.h"
 #include "tabby/nn/zoo/backbone.h"
@@ -54,6 +55,10 @@ class NetworkImpl : public torch::nn::Module {
   torch::Tensor per_sample_loss(const torch::Tensor& logits, const torch::Tensor& labels) const;
   // Predicted class per row: (B,) int64.
   torch::Tensor predicted_classes(const torch::Tensor& logits) const;
+
+  // The network in inference mode, from `images` (B,3,H,W) pixel values to
+  // probabilities() (B,num_classes), as ONNX nodes (graph_writer.h).
+  Value export_onnx(GraphWriter& g, const Value& images);
 
   const std::vector<NetworkEntry>& entries() const { return entries_; }
   size_t size() const { return entries_.size(); }

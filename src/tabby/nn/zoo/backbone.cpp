@@ -100,6 +100,11 @@ void BackboneImpl::apply_inference_modes() {
   }
 }
 
+Value BackboneImpl::export_onnx(GraphWriter& g, const Value& x) {
+  const Value features = export_features(g, x);
+  return include_top_ ? export_top(g, features) : features;
+}
+
 Backbone make_backbone(const std::string& arch, bool include_top, int64_t num_classes) {
   if (num_classes < 1)
     throw UsageError("number of classes must be at least 1, got " + std::to_string(num_classes),

@@ -14,6 +14,7 @@
 // Keras counts layers instead; a unit here is coarser for MobileNet and ResNet.
 #pragma once
 
+#include "tabby/nn/graph_writer.h"
 #include "tabby/nn/state_dict.h"
 
 #include <torch/torch.h>
@@ -37,6 +38,11 @@ class BackboneImpl : public torch::nn::Module {
   virtual torch::Tensor forward_top(torch::Tensor features) = 0;
   // Features, then the top when include_top: (B,num_classes) or (B,C,h,w).
   torch::Tensor forward(torch::Tensor x);
+
+  // The same three as ONNX nodes (graph_writer.h), in inference mode.
+  virtual Value export_features(GraphWriter& g, const Value& x) = 0;
+  virtual Value export_top(GraphWriter& g, const Value& features) = 0;
+  Value export_onnx(GraphWriter& g, const Value& x);
 
   // C of the feature map: 1280 mobilenet_v2, 960 / 576 mobilenet_v3_large /
   // small, 512 resnet18, 2048 resnet50, 512 vgg16, 512 squeezenet1_1.

@@ -10,7 +10,7 @@ namespace {
 
 // Expand (1x1, skipped when expand_ratio is 1) → depthwise 3x3 → project 1x1 +
 // BN without activation; residual when the shape is kept.
-class InvertedResidualV2Impl : public torch::nn::Module {
+class InvertedResidualV2Impl : public torch::nn::Module, public OnnxExportable {
  public:
   InvertedResidualV2Impl(int64_t in, int64_t out, int64_t stride, int64_t expand_ratio) {
     const int64_t hidden = in * expand_ratio;
@@ -25,6 +25,11 @@ class InvertedResidualV2Impl : public torch::nn::Module {
 
   // x is (B,in,H,W) → (B,out,H/stride,W/stride)
   torch::Tensor forward(torch::Tensor x) { return use_residual_ ? x + conv_->forward(x) : conv_->forward(x); }
+
+  Value export_onnx(GraphWriter& g, const Value& x) override {
+    const Value y = export_module(g, *conv_, x);
+    return use_residual_ ? export_add(g, x, y) : y;
+  }
 
  private:
   Chain conv_;
@@ -65,6 +70,13 @@ class MobileNetV2Impl : public BackboneImpl {
     require_top();
     torch::Tensor pooled = torch::adaptive_avg_pool2d(features, {1, 1}).flatten(1);
     return classifier_->forward(pooled);
+  }
+
+  Value export_features(GraphWriter& g, const Value& x) override { return export_module(g, *features_, x); }
+
+  Value export_top(GraphWriter& g, const Value& features) override {
+    require_top();
+    return export_module(g, *classifier_, export_flatten(g, export_global_average_pool(g, features)));
   }
 
   int64_t feature_channels() const override { return kLastChannels; }

@@ -23,7 +23,7 @@ struct BlockConfig {
 
 // Channel attention: global average → 1x1 conv → ReLU → 1x1 conv → hardsigmoid,
 // which scales the input per channel. Convs named fc1/fc2 as torchvision's.
-class SqueezeExcitationImpl : public torch::nn::Module {
+class SqueezeExcitationImpl : public torch::nn::Module, public OnnxExportable {
  public:
   SqueezeExcitationImpl(int64_t channels, int64_t squeezed)
       : fc1_(register_module("fc1", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, squeezed, 1)))),
@@ -36,12 +36,18 @@ class SqueezeExcitationImpl : public torch::nn::Module {
     return torch::hardsigmoid(scale) * x;
   }
 
+  Value export_onnx(GraphWriter& g, const Value& x) override {
+    Value scale = export_global_average_pool(g, x);
+    scale = export_conv(g, *fc2_, export_relu(g, export_conv(g, *fc1_, scale)));
+    return export_mul(g, export_hardsigmoid(g, scale), x);
+  }
+
  private:
   torch::nn::Conv2d fc1_, fc2_;
 };
 TORCH_MODULE(SqueezeExcitation);
 
-class InvertedResidualV3Impl : public torch::nn::Module {
+class InvertedResidualV3Impl : public torch::nn::Module, public OnnxExportable {
  public:
   explicit InvertedResidualV3Impl(const BlockConfig& cfg) {
     use_residual_ = cfg.stride == 1 && cfg.in == cfg.out;
@@ -59,6 +65,11 @@ class InvertedResidualV3Impl : public torch::nn::Module {
   torch::Tensor forward(torch::Tensor x) {
     torch::Tensor y = block_->forward(x);
     return use_residual_ ? y + x : y;
+  }
+
+  Value export_onnx(GraphWriter& g, const Value& x) override {
+    const Value y = export_module(g, *block_, x);
+    return use_residual_ ? export_add(g, y, x) : y;
   }
 
  private:
@@ -115,6 +126,13 @@ class MobileNetV3Impl : public BackboneImpl {
   torch::Tensor forward_top(torch::Tensor features) override {
     require_top();
     return classifier_->forward(torch::adaptive_avg_pool2d(features, {1, 1}).flatten(1));
+  }
+
+  Value export_features(GraphWriter& g, const Value& x) override { return export_module(g, *features_, x); }
+
+  Value export_top(GraphWriter& g, const Value& features) override {
+    require_top();
+    return export_module(g, *classifier_, export_flatten(g, export_global_average_pool(g, features)));
   }
 
   int64_t feature_channels() const override { return feature_channels_; }

@@ -21,7 +21,7 @@ Chain downsample(int64_t in, int64_t out, int64_t stride) {
 }
 
 // Two 3x3 convs (ResNet-18/34). Expansion 1.
-class BasicBlockImpl : public torch::nn::Module {
+class BasicBlockImpl : public torch::nn::Module, public OnnxExportable {
  public:
   BasicBlockImpl(int64_t in, int64_t planes, int64_t stride)
       : conv1_(register_module("conv1", conv(in, planes, 3, stride))),
@@ -38,6 +38,12 @@ class BasicBlockImpl : public torch::nn::Module {
     return torch::relu(out + (downsample_ ? downsample_->forward(x) : x));
   }
 
+  Value export_onnx(GraphWriter& g, const Value& x) override {
+    Value out = export_relu(g, export_conv_bn(g, *conv1_, *bn1_, x));
+    out = export_conv_bn(g, *conv2_, *bn2_, out);
+    return export_relu(g, export_add(g, out, downsample_ ? export_module(g, *downsample_, x) : x));
+  }
+
  private:
   torch::nn::Conv2d conv1_;
   torch::nn::BatchNorm2d bn1_;
@@ -48,7 +54,7 @@ class BasicBlockImpl : public torch::nn::Module {
 TORCH_MODULE(BasicBlock);
 
 // 1x1 reduce → 3x3 (stride here) → 1x1 expand x4 (ResNet-50/101/152).
-class BottleneckImpl : public torch::nn::Module {
+class BottleneckImpl : public torch::nn::Module, public OnnxExportable {
  public:
   static constexpr int64_t kExpansion = 4;
 
@@ -69,6 +75,13 @@ class BottleneckImpl : public torch::nn::Module {
     out = torch::relu(conv_bn(*conv2_, *bn2_, out));
     out = conv_bn(*conv3_, *bn3_, out);
     return torch::relu(out + (downsample_ ? downsample_->forward(x) : x));
+  }
+
+  Value export_onnx(GraphWriter& g, const Value& x) override {
+    Value out = export_relu(g, export_conv_bn(g, *conv1_, *bn1_, x));
+    out = export_relu(g, export_conv_bn(g, *conv2_, *bn2_, out));
+    out = export_conv_bn(g, *conv3_, *bn3_, out);
+    return export_relu(g, export_add(g, out, downsample_ ? export_module(g, *downsample_, x) : x));
   }
 
  private:
@@ -122,6 +135,18 @@ class ResNetImpl : public BackboneImpl {
   torch::Tensor forward_top(torch::Tensor features) override {
     require_top();
     return fc_->forward(torch::adaptive_avg_pool2d(features, {1, 1}).flatten(1));
+  }
+
+  Value export_features(GraphWriter& g, const Value& x) override {
+    Value y = export_relu(g, export_conv_bn(g, *conv1_, *bn1_, x));
+    y = export_max_pool(g, y, {3, 3}, {2, 2}, {1, 1, 1, 1}, false);
+    for (auto& layer : layers_) y = export_module(g, *layer, y);
+    return y;
+  }
+
+  Value export_top(GraphWriter& g, const Value& features) override {
+    require_top();
+    return export_linear(g, *fc_, export_flatten(g, export_global_average_pool(g, features)));
   }
 
   int64_t feature_channels() const override { return feature_channels_; }

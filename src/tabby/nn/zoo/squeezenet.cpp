@@ -11,7 +11,7 @@ namespace {
 
 // Squeeze to few channels with a 1x1 conv, then expand with parallel 1x1 and
 // 3x3 convs whose outputs are concatenated.
-class FireImpl : public torch::nn::Module {
+class FireImpl : public torch::nn::Module, public OnnxExportable {
  public:
   FireImpl(int64_t in, int64_t squeeze, int64_t expand1x1, int64_t expand3x3)
       : squeeze_(register_module("squeeze", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, squeeze, 1)))),
@@ -24,6 +24,13 @@ class FireImpl : public torch::nn::Module {
   torch::Tensor forward(torch::Tensor x) {
     x = torch::relu(squeeze_->forward(x));
     return torch::cat({torch::relu(expand1x1_->forward(x)), torch::relu(expand3x3_->forward(x))}, 1);
+  }
+
+  Value export_onnx(GraphWriter& g, const Value& x) override {
+    const Value s = export_relu(g, export_conv(g, *squeeze_, x));
+    const Value a = export_relu(g, export_conv(g, *expand1x1_, s));
+    const Value b = export_relu(g, export_conv(g, *expand3x3_, s));
+    return g.node("Concat", {a.name, b.name}, {{"axis", int64_t{1}}}, torch::cat({a.sample, b.sample}, 1));
   }
 
  private:
@@ -79,6 +86,13 @@ class SqueezeNet11Impl : public BackboneImpl {
   torch::Tensor forward_top(torch::Tensor features) override {
     require_top();
     return torch::adaptive_avg_pool2d(classifier_->forward(features), {1, 1}).flatten(1);
+  }
+
+  Value export_features(GraphWriter& g, const Value& x) override { return export_module(g, *features_, x); }
+
+  Value export_top(GraphWriter& g, const Value& features) override {
+    require_top();
+    return export_flatten(g, export_global_average_pool(g, export_module(g, *classifier_, features)));
   }
 
   int64_t feature_channels() const override { return kChannels; }

@@ -50,6 +50,13 @@ class Vgg16Impl : public BackboneImpl {
     return classifier_->forward(torch::adaptive_avg_pool2d(features, {kPool, kPool}).flatten(1));
   }
 
+  Value export_features(GraphWriter& g, const Value& x) override { return export_module(g, *features_, x); }
+
+  Value export_top(GraphWriter& g, const Value& features) override {
+    require_top();
+    return export_module(g, *classifier_, export_flatten(g, export_adaptive_average_pool(g, features, kPool)));
+  }
+
   int64_t feature_channels() const override { return kChannels; }
 
   std::vector<std::string> blocks() const override {
