@@ -1,65 +1,11 @@
 #include "tabby/train/precision.h"
 
-#include <ATen/autocast_mode.h>
-#include <torch/version.h>
-
 #include <cmath>
 
 #include "tabby/util/error.h"
-
-// LibTorch 2.4 replaced the per-backend autocast switches with ones taking a
-// device type; Debian's 1.13 has only the old ones.
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-#define TABBY_AUTOCAST_BY_DEVICE_TYPE 1
-#else
-#define TABBY_AUTOCAST_BY_DEVICE_TYPE 0
-#endif
+#include "tabby/util/torch_compat.h"
 
 namespace tabby {
-
-namespace {
-
-bool autocast_enabled(c10::DeviceType type) {
-#if TABBY_AUTOCAST_BY_DEVICE_TYPE
-  return at::autocast::is_autocast_enabled(type);
-#else
-  return type == c10::DeviceType::CUDA ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
-#endif
-}
-
-void set_autocast(c10::DeviceType type, bool enabled) {
-#if TABBY_AUTOCAST_BY_DEVICE_TYPE
-  at::autocast::set_autocast_enabled(type, enabled);
-#else
-  if (type == c10::DeviceType::CUDA) {
-    at::autocast::set_enabled(enabled);
-  } else {
-    at::autocast::set_cpu_enabled(enabled);
-  }
-#endif
-}
-
-c10::ScalarType autocast_dtype(c10::DeviceType type) {
-#if TABBY_AUTOCAST_BY_DEVICE_TYPE
-  return at::autocast::get_autocast_dtype(type);
-#else
-  return type == c10::DeviceType::CUDA ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
-#endif
-}
-
-void set_autocast_dtype(c10::DeviceType type, c10::ScalarType dtype) {
-#if TABBY_AUTOCAST_BY_DEVICE_TYPE
-  at::autocast::set_autocast_dtype(type, dtype);
-#else
-  if (type == c10::DeviceType::CUDA) {
-    at::autocast::set_autocast_gpu_dtype(dtype);
-  } else {
-    at::autocast::set_autocast_cpu_dtype(dtype);
-  }
-#endif
-}
-
-}  // namespace
 
 Precision resolve_precision(PrecisionChoice choice, const torch::Device& device) {
   switch (choice) {
@@ -87,18 +33,19 @@ AutocastScope::AutocastScope(Precision precision, const torch::Device& device) {
   if (precision == Precision::fp32) return;
   active_ = true;
   device_type_ = device.is_cuda() ? c10::DeviceType::CUDA : c10::DeviceType::CPU;
-  was_enabled_ = autocast_enabled(device_type_);
-  previous_dtype_ = autocast_dtype(device_type_);
-  set_autocast_dtype(device_type_, precision == Precision::bf16 ? c10::ScalarType::BFloat16 : c10::ScalarType::Half);
-  set_autocast(device_type_, true);
+  was_enabled_ = torch_compat::autocast_enabled(device_type_);
+  previous_dtype_ = torch_compat::autocast_dtype(device_type_);
+  torch_compat::set_autocast_dtype(device_type_,
+                                   precision == Precision::bf16 ? c10::ScalarType::BFloat16 : c10::ScalarType::Half);
+  torch_compat::set_autocast_enabled(device_type_, true);
   at::autocast::increment_nesting();
 }
 
 AutocastScope::~AutocastScope() {
   if (!active_) return;
   if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-  set_autocast(device_type_, was_enabled_);
-  set_autocast_dtype(device_type_, previous_dtype_);
+  torch_compat::set_autocast_enabled(device_type_, was_enabled_);
+  torch_compat::set_autocast_dtype(device_type_, previous_dtype_);
 }
 
 LossScaler::LossScaler(bool enabled, LossScalerOptions options)
