@@ -4,6 +4,7 @@
 
 #include <httplib.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,6 +28,8 @@ class ServeProcess {
     argv.insert(argv.end(), {"--port", "0", "--host", "127.0.0.1"});
     pid_ = fork();
     if (pid_ == 0) {
+      // A test that dies must not leave its server holding ctest's pipes.
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
       FILE* err = std::fopen(log.c_str(), "w");
       if (err) dup2(fileno(err), 2);
       std::vector<char*> c;

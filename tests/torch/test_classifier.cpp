@@ -3,6 +3,7 @@
 // safe to share between threads; thresholds; and `tabby predict` --csv and
 // --threshold on top of it.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <random>
 #include <sstream>
@@ -55,7 +56,8 @@ void write_images(const fs::path& root, int per_class, int size, uint32_t seed) 
 class ClassifierTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new fs::path(testing::scratch_dir("classifier"));
+    // ctest runs each test of the suite as its own process, in parallel.
+    dir_ = new fs::path(testing::scratch_dir("classifier_" + std::to_string(::getpid())));
     write_images(*dir_ / "train", 12, 20, 1);
     write_images(*dir_ / "test", 4, 20, 2);
     testing::write_bytes(*dir_ / "model.toml", kModel);
@@ -69,7 +71,11 @@ class ClassifierTest : public ::testing::Test {
     job.out = *dir_ / "run";
     run_train_job(job);
   }
-  static void TearDownTestSuite() { delete dir_; }
+  static void TearDownTestSuite() {
+    std::error_code ec;
+    fs::remove_all(*dir_, ec);
+    delete dir_;
+  }
   static fs::path run() { return *dir_ / "run"; }
   static fs::path image(const std::string& cls, int i) { return *dir_ / "test" / cls / ("img" + std::to_string(i) + ".png"); }
   static fs::path* dir_;

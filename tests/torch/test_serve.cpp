@@ -57,7 +57,8 @@ void write_images(const fs::path& root, int per_class, uint32_t seed) {
 class ServeTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new fs::path(testing::scratch_dir("serve"));
+    // ctest runs each test of the suite as its own process, in parallel.
+    dir_ = new fs::path(testing::scratch_dir("serve_" + std::to_string(::getpid())));
     write_images(*dir_ / "train", 10, 1);
     write_images(*dir_ / "test", 4, 2);
     testing::write_bytes(*dir_ / "model.toml", kModel);
@@ -71,7 +72,11 @@ class ServeTest : public ::testing::Test {
     job.out = *dir_ / "cats";
     run_train_job(job);
   }
-  static void TearDownTestSuite() { delete dir_; }
+  static void TearDownTestSuite() {
+    std::error_code ec;
+    fs::remove_all(*dir_, ec);
+    delete dir_;
+  }
   static fs::path run() { return *dir_ / "cats"; }
   static std::vector<fs::path> images() {
     std::vector<fs::path> out;
@@ -221,20 +226,45 @@ uint64_t batches_larger_than_one(httplib::Client& c) {
 
 int queue_depth(httplib::Client& c) {
   std::smatch m;
-  const std::string text = c.Get("/metrics")->body;
+  const auto r = c.Get("/metrics");
+  if (!r) return -1;
+  const std::string text = r->body;
   return std::regex_search(text, m, std::regex(R"(tabby_queue_depth\{model="cats"\} ([0-9]+))")) ? std::stoi(m[1]) : -1;
+}
+
+// A thread joined when the scope ends, so a failed assertion cannot leave
+// it running (std::thread would terminate the test binary).
+struct ScopedThread {
+  template <typename F>
+  explicit ScopedThread(F f) : thread(std::move(f)) {}
+  ~ScopedThread() { join(); }
+  void join() {
+    if (thread.joinable()) thread.join();
+  }
+  std::thread thread;
+};
+
+// True once a request waits in the model's queue; false after ten seconds.
+bool wait_for_queued_request(httplib::Client& c) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (queue_depth(c) < 1) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
 }
 
 TEST_F(ServeTest, ConcurrentRequestsAreBatched) {
   ServeProcess s = start({"--max-batch-delay-ms", "400", "--max-batch-size", "8"}, "batching");
   ASSERT_TRUE(s.wait_ready()) << s.stderr_text();
-  const auto files = images();
-  std::vector<int> status(files.size(), 0);
+  std::vector<std::string> bodies;
+  for (const auto& f : images()) bodies.push_back(read_file(f));
+  std::vector<int> status(bodies.size(), 0);
   std::vector<std::thread> clients;
-  for (size_t i = 0; i < files.size(); ++i) {
+  for (size_t i = 0; i < bodies.size(); ++i) {
     clients.emplace_back([&, i] {
       auto c = s.client();
-      auto r = c.Post("/predictions/cats", read_file(files[i]), "image/png");
+      auto r = c.Post("/predictions/cats", bodies[i], "image/png");
       status[i] = r ? r->status : -1;
     });
   }
@@ -249,13 +279,13 @@ TEST_F(ServeTest, AFullQueueGets503WithRetryAfter) {
   ASSERT_TRUE(s.wait_ready()) << s.stderr_text();
   const std::string image = read_file(images().front());
   int first = 0;
-  std::thread waiting([&] {
+  ScopedThread waiting([&] {
     auto c = s.client();
     auto r = c.Post("/predictions/cats", image, "image/png");
     first = r ? r->status : -1;
   });
   auto c = s.client();
-  while (queue_depth(c) < 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_TRUE(wait_for_queued_request(c)) << s.stderr_text();
   auto r = c.Post("/predictions/cats", image, "image/png");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 503) << r->body;
@@ -270,17 +300,22 @@ TEST_F(ServeTest, SigtermStopsReadinessAndFinishesRequestsInFlight) {
   ASSERT_TRUE(s.wait_ready()) << s.stderr_text();
   const std::string image = read_file(images().front());
   int in_flight = 0;
-  std::thread waiting([&] {
+  ScopedThread waiting([&] {
     auto c = s.client();
     auto r = c.Post("/predictions/cats", image, "image/png");
     in_flight = r ? r->status : -1;
   });
   auto c = s.client();
-  while (queue_depth(c) < 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_TRUE(wait_for_queued_request(c)) << s.stderr_text();
   kill(s.pid(), SIGTERM);
   // Readiness turns at once; the server still answers while it drains.
-  int ready = 0;
-  while ((ready = c.Get("/v2/health/ready")->status) == 200) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  int ready = 200;
+  while (ready == 200 && std::chrono::steady_clock::now() < deadline) {
+    const auto r = c.Get("/v2/health/ready");
+    ready = r ? r->status : -1;
+    if (ready == 200) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
   EXPECT_EQ(ready, 503);
   auto refused = c.Post("/predictions/cats", image, "image/png");
   if (refused) EXPECT_EQ(refused->status, 503) << refused->body;
