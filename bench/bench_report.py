@@ -325,22 +325,23 @@ def section_transfer(d):
     return "\n".join(out)
 
 
-def kept_gpu_section(path):
-    """The GPU block that bench/gpu/render.py --into wrote into PATH (from
-    its begin marker to its end marker), or "": a CPU run keeps it."""
+def kept_section(path, name):
+    """The block another script wrote into PATH between its markers
+    <!-- tabby-NAME-section:begin ... --> and <!-- tabby-NAME-section:end -->
+    (bench/gpu/render.py, bench/serve_bench.py), or "": a run of this script keeps it."""
     try:
         with open(path) as f:
             text = f.read()
     except OSError:
         return ""
-    begin = text.find("<!-- tabby-gpu-section:begin")
-    end_marker = "<!-- tabby-gpu-section:end -->"
+    begin = text.find(f"<!-- tabby-{name}-section:begin")
+    end_marker = f"<!-- tabby-{name}-section:end -->"
     end = text.find(end_marker, begin)
     return text[begin:end + len(end_marker)] + "\n" if begin >= 0 and end >= 0 else ""
 
 
 def write(res, path):
-    gpu = kept_gpu_section(path)
+    kept = [kept_section(path, name) for name in ("serve", "gpu")]
     parts = [header(res)]
     if "decode" in res:
         parts.append(section_decode(res["decode"]))
@@ -350,8 +351,7 @@ def write(res, path):
         parts.append(section_training(res["training"]))
     if "transfer" in res:
         parts.append(section_transfer(res["transfer"]))
-    if gpu:
-        parts.append(gpu)
+    parts.extend(k for k in kept if k)
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         f.write("\n".join(parts))

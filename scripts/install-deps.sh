@@ -36,6 +36,8 @@ PACKAGES=(
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libfmt-dev
   # charts, serving, downloads, checksums
   libcairo2-dev libcpp-httplib-dev libcurl4-openssl-dev libssl-dev
+  # ONNX export (the model written with ONNX's own protobuf classes)
+  libonnx-dev libprotobuf-dev protobuf-compiler
   # tests, and clang with libFuzzer + sanitizer runtimes for the fuzz targets (scripts/fuzz.sh)
   libgtest-dev libgmock-dev "clang-$LLVM" "libclang-rt-$LLVM-dev"
   # allocator that keeps large freed blocks (see CMakeLists.txt)
@@ -46,6 +48,8 @@ PACKAGES=(
   wrk python3-flask gunicorn
   # a real browser for the tests of the HTML reports and of tabby serve's upload page
   chromium chromium-driver python3-selenium
+  # readers of exported ONNX files in the tests (ONNX Runtime comes from PyPI: scripts/install-test-tools.sh)
+  python3-onnx python3-opencv python3-pip
 )
 
 missing=()

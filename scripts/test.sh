@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 ./scripts/build.sh
 build_dir="${TABBY_BUILD_DIR:-build}"
+./scripts/install-test-tools.sh "$build_dir/pytools"
 start=$(date +%s)
 ctest --test-dir "$build_dir" --output-on-failure -j "${TABBY_JOBS:-$(nproc)}" --timeout 900
 echo "tests: ctest finished in $(( $(date +%s) - start ))s"

@@ -19,6 +19,7 @@ struct DefaultSettings {
     ::setenv("TABBY_BIN", TABBY_TEST_DEFAULT_BIN, 0);
     ::setenv("TABBY_PYTHON", TABBY_TEST_DEFAULT_PYTHON, 0);
     ::setenv("TABBY_SOURCE_DIR", TABBY_SOURCE_DIR, 0);
+    ::setenv("TABBY_PYTOOLS", TABBY_TEST_DEFAULT_PYTOOLS, 0);
   }
 } const default_settings;
 

@@ -1,8 +1,7 @@
 #include "tabby/nn/graph_writer.h"
 
-#include <torch/version.h>
-
 #include "tabby/nn/zoo/layers.h"
+#include "tabby/util/torch_compat.h"
 #include "tabby/util/error.h"
 
 namespace tabby::nn {
@@ -14,12 +13,7 @@ std::vector<int64_t> vec(const torch::ExpandingArray<2>& a) { return {(*a)[0], (
 using ConvOptions = torch::nn::detail::ConvNdOptions<2>;
 
 std::vector<int64_t> conv_pads(const ConvOptions& o) {
-  // LibTorch 2.3 moved its variants from c10::variant to std::variant.
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
-  const auto* p = std::get_if<torch::ExpandingArray<2>>(&o.padding());
-#else
-  const auto* p = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
-#endif
+  const auto* p = torch_compat::variant_get_if<torch::ExpandingArray<2>>(o.padding());
   if (!p) throw Error("cannot export a convolution with string padding");
   return {(**p)[0], (**p)[1], (**p)[0], (**p)[1]};
 }
@@ -113,8 +107,33 @@ Value export_add(GraphWriter& g, const Value& a, const Value& b) {
   return g.node("Add", {a.name, b.name}, {}, a.sample + b.sample);
 }
 
-Value export_mul(GraphWriter& g, const Value& a, const Value& b) {
-  return g.node("Mul", {a.name, b.name}, {}, a.sample * b.sample);
+Value export_channel_affine(GraphWriter& g, const std::string& hint, const torch::Tensor& mul, const torch::Tensor& add,
+                            const Value& x) {
+  const int64_t channels = x.sample.size(1);
+  const auto weight = mul.detach().to(torch::kFloat32).reshape({channels, 1, 1, 1});
+  const auto bias = add.detach().to(torch::kFloat32).reshape({channels});
+  const std::vector<int64_t> ones = {1, 1}, zeros = {0, 0};
+  const auto y = torch::conv2d(x.sample, weight, bias, torch::IntArrayRef(ones), torch::IntArrayRef(zeros),
+                               torch::IntArrayRef(ones), channels);
+  return g.node("Conv", {x.name, g.constant(hint + ".weight", weight), g.constant(hint + ".bias", bias)},
+                {{"kernel_shape", std::vector<int64_t>{1, 1}}, {"group", channels}}, y);
+}
+
+Value export_scale_channels(GraphWriter& g, const Value& x, const Value& scale) {
+  const int64_t h = x.sample.size(2), w = x.sample.size(3);
+  const auto spread_sample = scale.sample.expand_as(x.sample);
+  const std::string factors =
+      g.constant("se.spread", torch::tensor({1.0f, 1.0f, static_cast<float>(h), static_cast<float>(w)}));
+  std::vector<std::string> inputs;
+  if (g.opset() < 11) {
+    inputs = {scale.name, factors};
+  } else {
+    // roi is unused by nearest resizing; opset 11 and 12 still want the input.
+    const std::string roi = g.opset() < 13 ? g.constant("se.roi", torch::empty({0}, torch::kFloat32)) : "";
+    inputs = {scale.name, roi, factors};
+  }
+  const Value spread = g.node("Resize", inputs, {{"mode", std::string("nearest")}}, spread_sample);
+  return g.node("Mul", {x.name, spread.name}, {}, x.sample * spread_sample);
 }
 
 Value export_global_average_pool(GraphWriter& g, const Value& x) {

@@ -56,7 +56,14 @@ Value export_relu6(GraphWriter& g, const Value& x);
 Value export_hardsigmoid(GraphWriter& g, const Value& x);
 Value export_hardswish(GraphWriter& g, const Value& x);
 Value export_add(GraphWriter& g, const Value& a, const Value& b);
-Value export_mul(GraphWriter& g, const Value& a, const Value& b);
+// x * mul + add with one (mul, add) per channel of x (B,C,H,W), as a depthwise
+// 1x1 Conv: OpenCV 4.6 refuses Mul/Add of a (1,C,1,1) constant.
+Value export_channel_affine(GraphWriter& g, const std::string& hint, const torch::Tensor& mul, const torch::Tensor& add,
+                            const Value& x);
+// x (B,C,H,W) times scale (B,C,1,1), squeeze-excitation's last step; the scale
+// is spread over HxW by a nearest Resize first, since OpenCV 4.6 cannot
+// broadcast a Mul of two graph values.
+Value export_scale_channels(GraphWriter& g, const Value& x, const Value& scale);
 Value export_global_average_pool(GraphWriter& g, const Value& x);  // (B,C,H,W) -> (B,C,1,1)
 Value export_flatten(GraphWriter& g, const Value& x);              // -> (B, rest)
 Value export_linear(GraphWriter& g, torch::nn::LinearImpl& linear, const Value& x);

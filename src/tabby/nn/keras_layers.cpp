@@ -168,8 +168,7 @@ class NormalizationImpl : public LayerImpl {
   torch::Tensor forward(torch::Tensor x) override { return x * mul_.to(x.dtype()) + add_.to(x.dtype()); }
   bool is_deterministic_when_frozen() const override { return true; }
   Value export_onnx(GraphWriter& g, const Value& x) override {
-    const Value scaled = g.node("Mul", {x.name, g.constant("normalization.mul", mul_)}, {}, x.sample * mul_);
-    return g.node("Add", {scaled.name, g.constant("normalization.add", add_)}, {}, forward(x.sample));
+    return export_channel_affine(g, "normalization", mul_, add_, x);
   }
 
  private:

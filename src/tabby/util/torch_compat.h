@@ -7,6 +7,8 @@
 #include <ATen/autocast_mode.h>
 #include <torch/version.h>
 
+#include <variant>
+
 #define TABBY_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 
@@ -54,6 +56,17 @@ inline void set_autocast_dtype(c10::DeviceType type, c10::ScalarType dtype) {
   } else {
     at::autocast::set_autocast_cpu_dtype(dtype);
   }
+#endif
+}
+
+// The alternative T of a LibTorch option variant, or nullptr: LibTorch 2.3
+// moved its variants from c10::variant to std::variant.
+template <typename T, typename Variant>
+const T* variant_get_if(const Variant& v) {
+#if TABBY_TORCH_AT_LEAST(2, 3)
+  return std::get_if<T>(&v);
+#else
+  return c10::get_if<T>(&v);
 #endif
 }
 

@@ -39,7 +39,7 @@ class SqueezeExcitationImpl : public torch::nn::Module, public OnnxExportable {
   Value export_onnx(GraphWriter& g, const Value& x) override {
     Value scale = export_global_average_pool(g, x);
     scale = export_conv(g, *fc2_, export_relu(g, export_conv(g, *fc1_, scale)));
-    return export_mul(g, export_hardsigmoid(g, scale), x);
+    return export_scale_channels(g, x, export_hardsigmoid(g, scale));
   }
 
  private:
