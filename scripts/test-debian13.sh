@@ -5,7 +5,9 @@
 # scripts/install-deps.sh, scripts/build.sh, then ctest as scripts/test.sh does.
 # Needs root (debootstrap, mount, chroot); exit status non-zero on any failure.
 #
-#   sudo scripts/test-debian13.sh
+#   sudo scripts/test-debian13.sh             # root, deps, build, tests
+#   sudo scripts/test-debian13.sh --prepare   # root and deps only (scripts/test.sh runs
+#                                             # this beside the Debian 12 build)
 #
 # Settings (environment):
 #   TABBY_CACHE_DIR         where the root and the package cache live (default ~/.cache/tabby)
@@ -42,6 +44,14 @@ fail() {
   [[ -z "${2:-}" ]] || echo "  hint: $2" >&2
   exit 1
 }
+
+PREPARE_ONLY=0
+case "${1:-}" in
+  "") ;;
+  --prepare) PREPARE_ONLY=1 ;;
+  -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+  *) fail "unknown option $1" "scripts/test-debian13.sh [--prepare]" ;;
+esac
 
 [[ $(id -u) -eq 0 ]] || fail "needs root (debootstrap, mount and chroot)" "sudo -E $0"
 ROOT="$(realpath -m "$ROOT")"
@@ -208,7 +218,7 @@ in_root() {  # a command inside the root, with a clean environment
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin TABBY_JOBS="$JOBS")
   [[ ! -d "$ROOT/src/shared" ]] || env+=(TABBY_SHARED=/src/shared)
   local v
-  for v in CI TABBY_OFFLINE TABBY_WITH_BROWSER; do
+  for v in CI TABBY_OFFLINE; do
     [[ -z "${!v:-}" ]] || env+=("$v=${!v}")
   done
   chroot "$ROOT" /usr/bin/env -i "${env[@]}" "$@"
@@ -226,9 +236,15 @@ grep '^install-deps:' "$deps_log" | cut -c1-200
 # shellcheck disable=SC2016  # dpkg-query's own ${Version}
 end "libtorch-dev $(in_root dpkg-query -W -f='${Version}' libtorch-dev), g++ $(in_root g++ -dumpfullversion)"
 
+if [[ $PREPARE_ONLY == 1 ]]; then
+  say "prepared (build and tests left to a run without --prepare): ${TIMES[*]}"
+  exit 0
+fi
+
 # ---- stage: build ------------------------------------------------------------------------
 begin build
 in_root env TABBY_BUILD_DIR=/build/tabby /src/tabby/scripts/build.sh
+in_root /src/tabby/scripts/install-test-tools.sh /build/tabby/pytools
 end
 
 # ---- stage: tests ------------------------------------------------------------------------

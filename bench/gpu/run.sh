@@ -183,7 +183,8 @@ fi
 
 # ------------------------------------------------------------------ tests
 if has_step tests; then
-  export TABBY_PYTHON="$py" TABBY_BIN="$tabby"
+  # Nothing can be installed there: no chromium for the browser tests.
+  export TABBY_PYTHON="$py" TABBY_BIN="$tabby" TABBY_NO_BROWSER=1
   EXCLUDE_ARG="${CTEST_EXCLUDE-SharedData\.PetImages}"
   if [[ $mode == gpu ]]; then
     if [[ $built == 1 ]] && step build-tests build 240 ninja -C "$build" -j "$jobs"; then
