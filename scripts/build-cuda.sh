@@ -6,6 +6,8 @@
 #   scripts/build-cuda.sh            # Debian packages, fetch, configure, build
 #   scripts/build-cuda.sh --test     # ... then every test (ctest) on this machine
 #   scripts/build-cuda.sh [--test] -- -DSOME_CMAKE_OPTION=...
+#   scripts/build-cuda.sh --fetch-only   # only the fetch stage (scripts/test.sh runs it
+#                                        # beside the Debian 12 build)
 #
 # Stages (each prints `build-cuda: STAGE took Ns`):
 #   deps       scripts/install-deps.sh (Debian packages; skipped when present)
@@ -33,10 +35,12 @@ cd "$(dirname "$0")/.."
 root="$(pwd)"
 
 run_tests=0
+fetch_only=0
 cmake_extra=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --test) run_tests=1 ;;
+    --fetch-only) fetch_only=1 ;;
     --) shift; cmake_extra=("$@"); break ;;
     -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "error: unknown option $1" >&2; echo "hint: scripts/build-cuda.sh --help" >&2; exit 2 ;;
@@ -85,9 +89,11 @@ tree="$libtorch_cache/torch-2.11.0-cu130"
 export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}"
 
 # ---------------------------------------------------------------- deps
-stage deps
-./scripts/install-deps.sh
-stage_done
+if [[ $fetch_only == 0 ]]; then
+  stage deps
+  ./scripts/install-deps.sh
+  stage_done
+fi
 
 # ---------------------------------------------------------------- fetch
 stage fetch
@@ -108,6 +114,10 @@ if [[ -n "$missing" ]]; then
       "libcudnn.so.9 and libnccl.so.2 come with cuDNN 9 and NCCL for CUDA 13 (or PyPI's nvidia-cudnn-cu13, nvidia-nccl-cu13); add their folder to LD_LIBRARY_PATH"
 fi
 stage_done "$fetched; $(du -sh "$tree" | cut -f1) in $tree"
+if [[ $fetch_only == 1 ]]; then
+  echo "build-cuda: fetched in $(( $(date +%s) - total_start ))s"
+  exit 0
+fi
 
 # ---------------------------------------------------------------- configure
 stage configure
@@ -148,6 +158,7 @@ stage_done "$build_dir/tabby"
 # ---------------------------------------------------------------- tests
 if [[ $run_tests == 1 ]]; then
   stage tests
+  ./scripts/install-test-tools.sh "$build_dir/pytools"
   nice ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" --timeout 900
   stage_done
 fi

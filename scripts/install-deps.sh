@@ -50,6 +50,8 @@ PACKAGES=(
   chromium chromium-driver python3-selenium
   # readers of exported ONNX files in the tests (ONNX Runtime comes from PyPI: scripts/install-test-tools.sh)
   python3-onnx python3-opencv python3-pip
+  # the Debian 13 build's root (scripts/test-debian13.sh) and the package's install test (scripts/test-deb.sh)
+  debootstrap debian-archive-keyring
 )
 
 missing=()

@@ -1,18 +1,103 @@
 #!/usr/bin/env bash
-# Sets up and builds (scripts/build.sh), then runs every test: unit tests,
-# integration tests driving the real binary on tiny generated images and small
-# subsets of ../shared/datasets, and a brief run of each fuzz target.
-# TABBY_SHARED points at the shared data (default ../shared next to the checkout).
+# The whole test suite on the three builds tabby supports, one after another:
+#   debian12  this machine's Debian 12 and its LibTorch 1.13 (scripts/build.sh into
+#             build/): unit tests, integration tests driving the real binary on tiny
+#             generated images and small subsets of ../shared/datasets, the installed
+#             library, the Debian package installed into a fresh Debian 12 root
+#             (scripts/test-deb.sh; needs root), and a brief run of each fuzz target
+#   cuda      the CUDA LibTorch 2.11 of PyPI's torch wheel, compiled with this
+#             machine's CUDA 13 toolkit (scripts/build-cuda.sh --test into build-cuda/):
+#             every test, on the CPU (no GPU is needed to build or test it)
+#   debian13  Debian 13 and its LibTorch 2.6, in a debootstrap root kept under
+#             ~/.cache/tabby (scripts/test-debian13.sh; needs root)
+# Downloads that do not need the CPU (the torch wheel, the Debian 13 root and its
+# packages) run beside the Debian 12 build. Each build's time is printed at the end.
+#
+# Settings (environment):
+#   TABBY_TEST_BUILDS   which builds, in order (default "debian12 cuda debian13")
+#   TABBY_SHARED        the shared data (default ../shared next to the checkout)
+#   TABBY_JOBS          parallel jobs (default: all cores)
+#   TABBY_SKIP_FUZZ=1   leave the fuzz targets out; TABBY_FUZZ_SECONDS (default 10 each)
+#   and those of scripts/build-cuda.sh and scripts/test-debian13.sh (caches, mirror).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root="$(pwd)"
 
-./scripts/build.sh
-build_dir="${TABBY_BUILD_DIR:-build}"
-./scripts/install-test-tools.sh "$build_dir/pytools"
-start=$(date +%s)
-ctest --test-dir "$build_dir" --output-on-failure -j "${TABBY_JOBS:-$(nproc)}" --timeout 900
-echo "tests: ctest finished in $(( $(date +%s) - start ))s"
+read -r -a builds <<<"${TABBY_TEST_BUILDS:-debian12 cuda debian13}"
+for b in "${builds[@]}"; do
+  case "$b" in
+    debian12|cuda|debian13) ;;
+    *) echo "error: unknown build '$b' in TABBY_TEST_BUILDS" >&2
+       echo "hint: choose from: debian12 cuda debian13" >&2; exit 2 ;;
+  esac
+done
+wants() { [[ " ${builds[*]} " == *" $1 "* ]]; }
+export TABBY_SHARED="${TABBY_SHARED:-$root/../shared}"
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo -E"; fi
 
-if [[ -x scripts/fuzz.sh && "${TABBY_SKIP_FUZZ:-0}" != "1" ]]; then
-  ./scripts/fuzz.sh "${TABBY_FUZZ_SECONDS:-10}"
+logs="${TABBY_TEST_LOGS:-build/test-logs}"
+mkdir -p "$logs"
+times=()
+# Each step below ends its build with `|| return`: inside `if` bash ignores set -e.
+timed() {  # timed NAME COMMAND...: runs it, records its time, stops at its failure
+  local name=$1 start=$SECONDS
+  shift
+  echo "tests: ==== $name ===="
+  if "$@"; then
+    times+=("$name $(( SECONDS - start ))s")
+    echo "tests: $name passed in $(( SECONDS - start ))s"
+  else
+    local rc=$?
+    echo "tests: $name FAILED (exit $rc) after $(( SECONDS - start ))s" >&2
+    exit "$rc"
+  fi
+}
+
+# What the background preparations print goes to logs; a failure there shows when
+# its build's turn comes, with the log's tail.
+./scripts/install-deps.sh
+if wants cuda; then
+  ./scripts/build-cuda.sh --fetch-only >"$logs/cuda-fetch.log" 2>&1 &
+  cuda_fetch=$!
 fi
+if wants debian13; then
+  $SUDO ./scripts/test-debian13.sh --prepare >"$logs/debian13-prepare.log" 2>&1 &
+  debian13_prepare=$!
+fi
+waited() {  # waited PID LOG: the background step's exit status, its log's tail on failure
+  if wait "$1"; then
+    grep -E "^(build-cuda|debian13):" "$2" | tail -n 3 || true
+  else
+    local rc=$?
+    tail -n 30 "$2" >&2
+    echo "tests: the preparation logged in $2 failed (exit $rc)" >&2
+    return "$rc"
+  fi
+}
+
+debian12() {
+  ./scripts/build.sh || return
+  local build_dir="${TABBY_BUILD_DIR:-build}"
+  ./scripts/install-test-tools.sh "$build_dir/pytools" || return
+  local start=$SECONDS
+  ctest --test-dir "$build_dir" --output-on-failure -j "${TABBY_JOBS:-$(nproc)}" --timeout 900 || return
+  echo "tests: ctest finished in $(( SECONDS - start ))s"
+  $SUDO ./scripts/test-deb.sh "$build_dir" || return
+  if [[ "${TABBY_SKIP_FUZZ:-0}" != "1" ]]; then
+    ./scripts/fuzz.sh "${TABBY_FUZZ_SECONDS:-10}" || return
+  fi
+}
+cuda() {
+  waited "$cuda_fetch" "$logs/cuda-fetch.log" || return
+  ./scripts/build-cuda.sh --test
+}
+debian13() {
+  waited "$debian13_prepare" "$logs/debian13-prepare.log" || return
+  $SUDO ./scripts/test-debian13.sh
+}
+
+for b in "${builds[@]}"; do
+  timed "$b" "$b"
+done
+echo "tests: all passed: ${times[*]}"
