@@ -194,6 +194,13 @@ echo "deb $MIRROR $SUITE main" >"$ROOT/etc/apt/sources.list"
 # Name resolution as on this machine (the one debootstrap copied may be stale).
 rm -f "$ROOT/etc/resolv.conf"
 cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf"
+# TLS as on this machine too: pip (the test tools from PyPI) trusts what this
+# machine trusts, which may include a proxy's own certificate authority.
+host_ca="${PIP_CERT:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}"
+if [[ -s "$host_ca" ]]; then
+  mkdir -p "$ROOT/etc/ssl/certs"
+  cp -L "$host_ca" "$ROOT/etc/ssl/certs/tabby-host-ca.crt"
+fi
 if [[ ! -s "$ROOT/etc/hosts" ]]; then
   printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$ROOT/etc/hosts"
 fi
@@ -217,6 +224,7 @@ in_root() {  # a command inside the root, with a clean environment
   local env=(HOME=/root LANG=C.UTF-8 TERM=dumb DEBIAN_FRONTEND=noninteractive
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin TABBY_JOBS="$JOBS")
   [[ ! -d "$ROOT/src/shared" ]] || env+=(TABBY_SHARED=/src/shared)
+  [[ ! -s "$ROOT/etc/ssl/certs/tabby-host-ca.crt" ]] || env+=(PIP_CERT=/etc/ssl/certs/tabby-host-ca.crt)
   local v
   for v in CI TABBY_OFFLINE; do
     [[ -z "${!v:-}" ]] || env+=("$v=${!v}")
