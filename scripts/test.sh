@@ -23,7 +23,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
 
-read -r -a builds <<<"${TABBY_TEST_BUILDS:-debian12 cuda debian13}"
+read -r -a builds <<<"${TABBY_TEST_BUILDS:-debian12 debian13}"
 for b in "${builds[@]}"; do
   case "$b" in
     debian12|cuda|debian13) ;;

@@ -1,5 +1,7 @@
 #include "tabby/train/optimizer.h"
 
+#include <map>
+#include <type_traits>
 #include <sstream>
 
 #include "tabby/util/error.h"
@@ -40,12 +42,112 @@ std::string save_optimizer_state(torch::optim::Optimizer& optimizer) {
   return out.str();
 }
 
+namespace {
+
+namespace ser = torch::serialize;
+
+// The key of a parameter's state: its tensor's address, as text in LibTorch
+// 1.13 and as the pointer itself in 2.x.
+template <typename Optimizer>  // a template, so only the branch for this LibTorch is compiled
+auto state_key(Optimizer& optimizer, const torch::Tensor& p) {
+  using Key = typename std::decay_t<decltype(optimizer.state())>::key_type;
+  if constexpr (std::is_same_v<Key, std::string>) {
+    return c10::guts::to_string(p.unsafeGetTensorImpl());
+  } else {
+    return static_cast<Key>(p.unsafeGetTensorImpl());
+  }
+}
+
+// LibTorch's own loader (Optimizer::load) matches the archive's states to the
+// parameters through the names it gave them, the addresses of their tensors:
+// LibTorch 1.13 wrote those in hex ("0x55d0..."), 2.x writes decimal and reads
+// every hex name as 0, so a 1.13 checkpoint resumed under 2.x gave all
+// parameters one state. Read here, the names are only compared as text, and
+// the archive layout (state/<name>, param_groups/<i>/params/<k>, options) is
+// the same in every LibTorch since 1.5.
+template <typename ParamState, typename ParamOptions>
+void load_by_position(torch::optim::Optimizer& optimizer, ser::InputArchive& archive) {
+  ser::InputArchive states;
+  archive.read("state", states);
+  std::map<std::string, std::unique_ptr<ParamState>> saved;
+  for (const auto& name : states.keys()) {
+    ser::InputArchive one;
+    states.read(name, one);
+    auto state = std::make_unique<ParamState>();
+    state->serialize(one);
+    saved[name] = std::move(state);
+  }
+  ser::InputArchive groups;
+  archive.read("param_groups", groups);
+  torch::Tensor group_count;
+  groups.read("param_groups/size", group_count);
+  auto& current = optimizer.param_groups();
+  TORCH_CHECK(group_count.item<int64_t>() == static_cast<int64_t>(current.size()),
+              "it has ", group_count.item<int64_t>(), " parameter groups, the optimizer ", current.size());
+  for (size_t i = 0; i < current.size(); ++i) {
+    ser::InputArchive group;
+    groups.read("param_groups/" + std::to_string(i), group);
+    torch::Tensor count;
+    group.read("params/size", count);
+    const auto params = current[i].params();
+    TORCH_CHECK(count.item<int64_t>() == static_cast<int64_t>(params.size()), "it has ", count.item<int64_t>(),
+                " parameters, the model ", params.size());
+    for (size_t k = 0; k < params.size(); ++k) {
+      c10::IValue name;
+      group.read("params/" + std::to_string(k), name);
+      auto it = saved.find(name.toStringRef());
+      if (it != saved.end()) optimizer.state()[state_key(optimizer, params[k])] = std::move(it->second);
+    }
+    ser::InputArchive options_archive;
+    group.read("options", options_archive);
+    ParamOptions options(0);
+    options.serialize(options_archive);
+    static_cast<ParamOptions&>(current[i].options()) = options;
+  }
+}
+
+// Every moment buffer must have its parameter's shape: a mismatch would
+// otherwise surface as a broadcasting error inside the first step.
+void check_state_shapes(torch::optim::Optimizer& optimizer) {
+  for (const auto& group : optimizer.param_groups()) {
+    for (const auto& p : group.params()) {
+      auto it = optimizer.state().find(state_key(optimizer, p));
+      if (it == optimizer.state().end()) continue;
+      std::vector<torch::Tensor> buffers;
+      if (const auto* adam = dynamic_cast<const torch::optim::AdamParamState*>(it->second.get())) {
+        buffers.push_back(adam->exp_avg());
+        buffers.push_back(adam->exp_avg_sq());
+      } else if (const auto* adamw = dynamic_cast<const torch::optim::AdamWParamState*>(it->second.get())) {
+        buffers.push_back(adamw->exp_avg());
+        buffers.push_back(adamw->exp_avg_sq());
+      } else if (const auto* sgd = dynamic_cast<const torch::optim::SGDParamState*>(it->second.get())) {
+        buffers.push_back(sgd->momentum_buffer());
+      }
+      for (const auto& b : buffers) {
+        TORCH_CHECK(!b.defined() || b.sizes() == p.sizes(), "a state of shape ", b.sizes(), " for a parameter of shape ",
+                    p.sizes());
+      }
+    }
+  }
+}
+
+}  // namespace
+
 void load_optimizer_state(torch::optim::Optimizer& optimizer, const std::string& bytes) {
   std::istringstream in(bytes);
-  torch::serialize::InputArchive archive;
+  ser::InputArchive archive;
   try {
     archive.load_from(in);
-    optimizer.load(archive);
+    if (dynamic_cast<torch::optim::AdamW*>(&optimizer)) {
+      load_by_position<torch::optim::AdamWParamState, torch::optim::AdamWOptions>(optimizer, archive);
+    } else if (dynamic_cast<torch::optim::Adam*>(&optimizer)) {
+      load_by_position<torch::optim::AdamParamState, torch::optim::AdamOptions>(optimizer, archive);
+    } else if (dynamic_cast<torch::optim::SGD*>(&optimizer)) {
+      load_by_position<torch::optim::SGDParamState, torch::optim::SGDOptions>(optimizer, archive);
+    } else {
+      optimizer.load(archive);
+    }
+    check_state_shapes(optimizer);
   } catch (const c10::Error& e) {
     std::string msg = e.what_without_backtrace();
     throw Error("the checkpoint's optimizer state does not fit: " + msg.substr(0, msg.find('\n')),
