@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite on the three builds tabby supports, one after another:
+# The whole test suite on the builds tabby supports, one after another:
 #   debian12  this machine's Debian 12 and its LibTorch 1.13 (scripts/build.sh into
 #             build/): unit tests, integration tests driving the real binary on tiny
 #             generated images and small subsets of ../shared/datasets, the installed
@@ -14,7 +14,8 @@
 # packages) run beside the Debian 12 build. Each build's time is printed at the end.
 #
 # Settings (environment):
-#   TABBY_TEST_BUILDS   which builds, in order (default "debian12 cuda debian13")
+#   TABBY_TEST_BUILDS   which builds, in order (default "debian12 debian13"; "debian12 cuda
+#                       debian13" adds the CUDA build, which needs the CUDA 13 toolkit)
 #   TABBY_SHARED        the shared data (default ../shared next to the checkout)
 #   TABBY_JOBS          parallel jobs (default: all cores)
 #   TABBY_SKIP_FUZZ=1   leave the fuzz targets out; TABBY_FUZZ_SECONDS (default 10 each)

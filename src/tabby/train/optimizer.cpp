@@ -52,7 +52,9 @@ template <typename Optimizer>  // a template, so only the branch for this LibTor
 auto state_key(Optimizer& optimizer, const torch::Tensor& p) {
   using Key = typename std::decay_t<decltype(optimizer.state())>::key_type;
   if constexpr (std::is_same_v<Key, std::string>) {
-    return c10::guts::to_string(p.unsafeGetTensorImpl());
+    std::ostringstream text;  // as c10::guts::to_string (gone in 2.x) wrote it
+    text << p.unsafeGetTensorImpl();
+    return text.str();
   } else {
     return static_cast<Key>(p.unsafeGetTensorImpl());
   }
