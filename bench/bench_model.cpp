@@ -48,6 +48,7 @@
 #include "tabby/train/device.h"
 #include "tabby/train/optimizer.h"
 #include "tabby/train/precision.h"
+#include "tabby/util/enum_names.h"
 #include "tabby/util/error.h"
 
 namespace {
@@ -111,7 +112,9 @@ int main(int argc, char** argv) {
     const Args a = parse(argc, argv);
     const int threads = tabby::configure_threads(a.threads);
     const torch::Device device = tabby::resolve_device(a.device);  // cuda: also turns cuDNN's autotuner on
-    const tabby::Precision precision = tabby::resolve_precision(a.precision, device);
+    const auto choice = tabby::enum_from_name<tabby::PrecisionChoice>(a.precision);
+    if (!choice) throw tabby::UsageError("--precision " + a.precision + ": use auto, fp32 or bf16");
+    const tabby::Precision precision = tabby::resolve_precision(*choice, device);
     const bool cuda = device.is_cuda();
     // Device work is asynchronous: wait for it before reading the clock.
     auto sync = [cuda, &device] {

@@ -99,6 +99,11 @@ def header(res):
         "tensor buffers back to the kernel and the page faults of touching them again slow element-wise ops; "
         "tabby links tcmalloc, so this column isolates what is left once the allocator is equal. "
         "Ratios are tabby ÷ peer (above 1: tabby is faster) unless a column says otherwise.",
+        *([f"- **peer (PyTorch 2.x)**: the same peer scripts on PyPI's torch and torchvision ({res['torch2']}: "
+           "torch, torchvision, intra-op threads), their default wheels (built with CUDA 13, run on the CPU), "
+           "with their default allocator (glibc) and threads (`bench/torch2_peer.py` installs them; "
+           "`PYTHONPATH`/`LD_LIBRARY_PATH` in each command). Measured in the same run, for the training, "
+           "transfer and prediction tables."] if res.get("torch2") else []),
         "- Files are read once before any timed pass (warm page cache) on both sides.",
         "- Raw per-step/per-epoch numbers and every log: `results.json` and `logs/` in the work folder "
         f"(`{res.get('work', '?')}`).",
@@ -199,6 +204,9 @@ def section_pipeline(d):
     return "\n".join(out)
 
 
+PEER_LABEL = {"glibc": "glibc", "tcmalloc": "tcmalloc", "torch2": "PyTorch 2.x"}
+
+
 def tabby_epoch_rate(t, images):
     if not t or not t.get("ok") or not t.get("history"):
         return None
@@ -219,11 +227,12 @@ def section_training(cases):
         n = c["images"]
         t = tabby_epoch_rate(c["tabby"], n)
         g, tc = peer_epoch_rate(c["peer"].get("glibc")), peer_epoch_rate(c["peer"].get("tcmalloc"))
+        t2 = peer_epoch_rate(c["peer"].get("torch2"))
         ceil = data(c["ceiling"])
         ceil_rate = ceil["images_per_s"] if ceil else None
         pc = [data(c["peer_ceiling"].get(k)) for k in ("glibc", "tcmalloc")]
         rows.append([f"{c['model']} @{c['size']}", rate(t), secs(FULL_EPOCH_IMAGES / t) if t else "—", rate(g),
-                     rate(tc), ratio(t, g), ratio(t, tc), rate(ceil_rate),
+                     rate(tc), rate(t2), ratio(t, g), ratio(t, tc), ratio(t, t2), rate(ceil_rate),
                      pct(t / ceil_rate) if t and ceil_rate else "—",
                      " / ".join(rate(p["images_per_s"]) if p else "—" for p in pc)])
         tw = c["tabby"]["wall_seconds"] if c["tabby"].get("ok") else None
@@ -232,8 +241,9 @@ def section_training(cases):
                        " / ".join(f"{r['workers']}: {rate(r['images_per_s'])}"
                                   for r in (data(c["pick_workers"]) or {}).get("candidates", [])) or "—",
                        secs(tw), secs(dec), secs(wall(c["peer"].get("glibc"))),
-                       secs(wall(c["peer"].get("tcmalloc")))])
-        cmds += [c["pick_workers"], c["tabby"], c["peer"].get("glibc"), c["peer"].get("tcmalloc"), c["ceiling"],
+                       secs(wall(c["peer"].get("tcmalloc"))), secs(wall(c["peer"].get("torch2")))])
+        cmds += [c["pick_workers"], c["tabby"], c["peer"].get("glibc"), c["peer"].get("tcmalloc"),
+                 c["peer"].get("torch2"), c["ceiling"],
                  c["peer_ceiling"].get("glibc"), c["peer_ceiling"].get("tcmalloc")]
     out = ["## c. Training throughput (training images/s, batch 32, Adam)", "",
            "End to end: tabby is the real `tabby train` (decoding included in its process, epoch time from "
@@ -247,11 +257,12 @@ def section_training(cases):
            "batch) is shown for reference. MobileNetV2: frozen ImageNet backbone, RandomFlip + RandomRotation(0.1) "
            "before it (tabby: on the batch tensor; peer: per image in the transform), GAP, Dropout 0.2, Dense.", "",
            table(["model", "tabby e2e", "tabby epoch (2,000 images)", "peer (glibc)", "peer (tcmalloc)",
-                  "tabby ÷ peer (glibc)", "tabby ÷ peer (tcmalloc)", "tabby ceiling", "tabby e2e ÷ ceiling",
+                  "peer (PyTorch 2.x)", "tabby ÷ peer (glibc)", "tabby ÷ peer (tcmalloc)", "tabby ÷ peer (2.x)",
+                  "tabby ceiling", "tabby e2e ÷ ceiling",
                   "peer ceiling (glibc / tcmalloc)"], rows), "",
            "What ran (wall = whole process, start-up, decoding and per-epoch checkpoints included):", "",
            table(["model", "images × epochs", "peer workers", "peer pick (workers: images/s, tcmalloc)", "tabby wall",
-                  "tabby decode", "peer wall (glibc)", "peer wall (tcmalloc)"], detail), "",
+                  "tabby decode", "peer wall (glibc)", "peer wall (tcmalloc)", "peer wall (PyTorch 2.x)"], detail), "",
            commands(*cmds), ""]
     return "\n".join(out)
 
@@ -277,16 +288,16 @@ def section_transfer(d):
     t_fc = t["summary"].get("feature_cache") if t.get("ok") else None
     rows = [["tabby (`tabby train`, feature cache " + ("used" if t_fc else "NOT used") + ")", secs(t_wall), "measured",
              acc(t_acc), "1.00×"]]
-    for alloc in [k for k in ("glibc", "tcmalloc") if k in d["peer_naive"]]:
+    for alloc in [k for k in ("glibc", "tcmalloc", "torch2") if k in d["peer_naive"]]:
         measured, proj, a = naive_projection(d["peer_naive"].get(alloc), ep)
         n = d["peer_naive_epochs"]
         how = "measured" if n >= ep else f"{n} epoch{'s' if n > 1 else ''} measured ({secs(measured)}), projected"
-        rows.append([f"peer, frozen backbone in the loop ({alloc})", secs(proj), how, acc(a) + (
+        rows.append([f"peer, frozen backbone in the loop ({PEER_LABEL[alloc]})", secs(proj), how, acc(a) + (
             f" (epoch {n})" if n < ep else ""), ratio(proj, t_wall)])
-    for alloc in [k for k in ("glibc", "tcmalloc") if k in d["peer_features"]]:
+    for alloc in [k for k in ("glibc", "tcmalloc", "torch2") if k in d["peer_features"]]:
         p = d["peer_features"].get(alloc)
         pd = data(p)
-        rows.append([f"peer, features precomputed ({alloc})", secs(p["wall_seconds"] if pd else None), "measured",
+        rows.append([f"peer, features precomputed ({PEER_LABEL[alloc]})", secs(p["wall_seconds"] if pd else None), "measured",
                      acc(pd["epochs"][-1]["val_accuracy"] if pd else None), ratio(p["wall_seconds"] if pd else None,
                                                                              t_wall)])
     out = [f"## d. Frozen-MobileNetV2 transfer: {ep} epochs at 160×160, no augmentation", "",
@@ -299,8 +310,7 @@ def section_transfer(d):
            "features once by hand and trains the head on them. \"peer ÷ tabby\" is how many times longer the peer "
            "takes.", "",
            table(["", "wall time", "", "final val_accuracy", "peer ÷ tabby"], rows), ""]
-    out += [commands(t, d["pick_workers"], d["peer_naive"].get("glibc"), d["peer_naive"].get("tcmalloc"),
-                     d["peer_features"].get("glibc"), d["peer_features"].get("tcmalloc")), ""]
+    out += [commands(t, d["pick_workers"], *d["peer_naive"].values(), *d["peer_features"].values()), ""]
 
     pr = d["predict"]
     tp = pr["tabby"]
@@ -311,7 +321,7 @@ def section_transfer(d):
         w, alloc = key.split("-", 1)
         pd = data(p)
         p_rate = pd["images"] / p["wall_seconds"] if pd else None
-        prow.append([f"peer ({alloc})", w, secs(p["wall_seconds"] if pd else None), rate(p_rate),
+        prow.append([f"peer ({PEER_LABEL[alloc]})", w, secs(p["wall_seconds"] if pd else None), rate(p_rate),
                      rate(pd["loop_images_per_s"] if pd else None), pct(p.get("agreement")), ratio(t_rate, p_rate)])
     out += ["### Prediction throughput", "",
             f"`tabby predict RUN {pr['dir']}` with the run trained above ({n} photos at their original size, "

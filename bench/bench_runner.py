@@ -57,11 +57,15 @@ class Runner:
         path = os.path.abspath(path)
         return os.path.relpath(path, self.root) if path.startswith(self.root + os.sep) else path
 
-    def run(self, name, argv, tcmalloc=False, json_from=None, timeout=None):
-        """Runs argv (strings); tcmalloc=True preloads tcmalloc (peer's second column).
+    def run(self, name, argv, tcmalloc=False, json_from=None, timeout=None, env_extra=None):
+        """Runs argv (strings); tcmalloc=True preloads tcmalloc (peer's second column);
+        env_extra: variables added to the environment (the PyTorch 2.x peer's), shown in the command.
         json_from: a file to read the result from instead of stdout (e.g. `--json > FILE`)."""
         env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
         prefix = ""
+        for k, v in (env_extra or {}).items():
+            env[k] = v
+            prefix += f"{k}={shlex.quote(v)} "
         if tcmalloc:
             env["LD_PRELOAD"] = TCMALLOC
             prefix = f"LD_PRELOAD={TCMALLOC} "

@@ -22,6 +22,7 @@ import sys
 from bench_runner import PEER_PYTHON, Runner
 import bench_report
 import machine
+import torch2_peer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -104,18 +105,25 @@ def tabby_train(r, ctx, name, args, run_dir):
     return out
 
 
-def peer(r, name, script, args, tcmalloc):
-    res = r.run(name, [PEER_PYTHON, f"bench/{script}", *args], tcmalloc=tcmalloc)
+def peer(r, name, script, args, tcmalloc, env_extra=None):
+    res = r.run(name, [PEER_PYTHON, f"bench/{script}", *args], tcmalloc=tcmalloc, env_extra=env_extra)
     return {"command": res.command, "wall_seconds": res.wall, "ok": res.ok, "log": res.log_path, "data": res.data}
 
 
-def both_allocators(r, name, script, args, allocators=("glibc", "tcmalloc")):
-    """The peer as a user runs it (glibc's malloc) and with tcmalloc preloaded."""
+# Set by main(): the PyTorch 2.x peer's environment (bench/torch2_peer.py), or None.
+TORCH2_ENV = None
+
+
+def both_allocators(r, name, script, args, allocators=("glibc", "tcmalloc"), torch2=True):
+    """The peer as a user runs it (glibc's malloc), with tcmalloc preloaded, and
+    on PyPI's PyTorch 2.x (its defaults) when that is set up."""
     runs = {}
     if "glibc" in allocators:
         runs["glibc"] = peer(r, name, script, args, False)
     if "tcmalloc" in allocators:
         runs["tcmalloc"] = peer(r, name + "-tcmalloc", script, args, True)
+    if torch2 and TORCH2_ENV and allocators:
+        runs["torch2"] = peer(r, name + "-torch2", script, args, False, TORCH2_ENV)
     return runs
 
 
@@ -139,7 +147,8 @@ def bench_decode(r, ctx, plan):
     cores = str(ctx["cores"])
     return {"dir": folder,
             "tabby": tabby_program(r, ctx, "a-decode-tabby", "bench_decode", [folder, *sizes, "--threads", cores, *passes]),
-            "peer": both_allocators(r, "a-decode-peer", "peer_decode.py", [folder, *sizes, "--procs", cores, *passes])}
+            "peer": both_allocators(r, "a-decode-peer", "peer_decode.py", [folder, *sizes, "--procs", cores, *passes],
+                                    torch2=False)}
 
 
 def bench_pipeline(r, ctx, plan):
@@ -151,7 +160,7 @@ def bench_pipeline(r, ctx, plan):
     return {"dir": folder,
             "tabby": tabby_program(r, ctx, "b-pipeline-tabby", "bench_pipeline", [folder, *common, *threads]),
             "peer": both_allocators(r, "b-pipeline-peer", "peer_pipeline.py", [folder, *common, "--workers", workers],
-                                    plan["allocators"])}
+                                    plan["allocators"], torch2=False)}
 
 
 def imagenet_weights(r, ctx):
@@ -199,7 +208,7 @@ def bench_training(r, ctx, plan):
                                                ["--mode", "ceiling", "--model", peer_model, "--size", str(size),
                                                 "--batch", str(BATCH), "--steps", steps, "--phase", "train",
                                                 *peer_weights],
-                                               plan["allocators"] if plan["peer_ceiling"] else ())
+                                               plan["allocators"] if plan["peer_ceiling"] else (), torch2=False)
         cases.append(case)
     return cases
 
@@ -242,11 +251,11 @@ def bench_transfer(r, ctx, plan):
                      "labels": {os.path.basename(p["file"]): p.get("label") for p in res.data} if res.ok else {}}
     pred["peer"] = {}
     for w in plan["predict_workers"]:
-        for alloc in plan["allocators"]:
+        for alloc in plan["allocators"] + (["torch2"] if TORCH2_ENV else []):
             lines = os.path.join(r.work, f"predict-peer-{w}-{alloc}.tsv")
             p = peer(r, f"d-predict-peer-w{w}-{alloc}", "peer_predict.py",
                      [folder, "--run", r.rel(run_dir), "--size", "160", "--batch", str(BATCH), "--workers", str(w),
-                      "--out", lines], alloc == "tcmalloc")
+                      "--out", lines], alloc == "tcmalloc", TORCH2_ENV if alloc == "torch2" else None)
             if p["ok"] and pred["tabby"]["ok"]:
                 with open(lines) as f:
                     peer_labels = {os.path.basename(l.split("\t")[0]): l.split("\t")[1] for l in f if l.strip()}
@@ -277,12 +286,20 @@ def main():
 
     mode = "quick" if a.quick else "full"
     plan = PLANS[mode]
+    global TORCH2_ENV
+    TORCH2_ENV = torch2_peer.env()
+    torch2_versions = torch2_peer.check() if TORCH2_ENV else None
+    if not torch2_versions:
+        TORCH2_ENV = None
+        print("[bench] the PyTorch 2.x peer is not set up (bench/torch2_peer.py setup): Debian's 1.13 only",
+              file=sys.stderr)
     os.makedirs(a.work, exist_ok=True)
     r = Runner(ROOT, a.work)
     ctx = {"build": r.rel(a.build), "tabby": os.path.join(r.rel(a.build), "tabby"), "shared": shared_root(),
            "cores": os.cpu_count() or 1}
     started = datetime.datetime.now()
     results = {"mode": mode, "plan": plan, "started": started.isoformat(timespec="seconds"),
+               "torch2": torch2_versions,
                "machine": machine.facts(ROOT), "work": a.work}
     steps = {"a": ("decode", bench_decode), "b": ("pipeline", bench_pipeline), "c": ("training", bench_training),
              "d": ("transfer", bench_transfer)}
