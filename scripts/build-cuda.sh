@@ -146,12 +146,12 @@ stage build
 # LibTorch translation units need ~1.5 GB each; more jobs than cores only thrashes.
 nice cmake --build "$build_dir" -j "$jobs"
 # A header found in the wrong folder compiles and mixes versions silently:
-# Debian's LibTorch 1.13 headers in /usr/include, or the fmt LibTorch bundles.
-wrong="$(ninja -C "$build_dir" -t deps | grep -E "^ +(/usr/include/(ATen|c10|caffe2|torch)/|$tree/torch/include/fmt/)" |
+# Debian's LibTorch 1.13 headers in /usr/include, or the fmt or protobuf LibTorch bundles.
+wrong="$(ninja -C "$build_dir" -t deps | grep -E "^ +(/usr/include/(ATen|c10|caffe2|torch)/|$tree/torch/include/(fmt|google)/)" |
          sort -u | head -n 5 || true)"
 if [[ -n "$wrong" ]]; then
   die "the build used headers of another library version, e.g.:$(printf '\n  %s' $wrong)" \
-      "start from a fresh build folder (rm -rf $build_dir); see CMakeLists.txt on LibTorch's bundled fmt"
+      "start from a fresh build folder (rm -rf $build_dir); see CMakeLists.txt on LibTorch's bundled fmt and protobuf"
 fi
 stage_done "$build_dir/tabby"
 
