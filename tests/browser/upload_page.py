@@ -10,6 +10,7 @@ JSON. Exit status: 0 shown, 1 the page showed an error or nothing, 2 no
 browser to drive.
 """
 import json
+import os
 import sys
 
 try:
@@ -43,7 +44,8 @@ def main():
     if len(sys.argv) < 3:
         print(__doc__, file=sys.stderr)
         return 2
-    url, image = sys.argv[1], sys.argv[2]
+    # chromedriver refuses a file path with ".." in it ("path is not canonical").
+    url, image = sys.argv[1], os.path.realpath(sys.argv[2])
     try:
         driver = browser()
     except WebDriverException as e:

@@ -49,7 +49,7 @@ std::optional<fs::path> shared_dir() {
   candidates.emplace_back("../shared");
   for (const auto& c : candidates) {
     std::error_code ec;
-    if (fs::is_directory(c / "datasets", ec)) return fs::absolute(c);
+    if (fs::is_directory(c / "datasets", ec)) return fs::weakly_canonical(fs::absolute(c));
   }
   return std::nullopt;
 }
