@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite on the builds tabby supports, one after another:
+# The whole test suite on the three builds tabby supports, one after another:
 #   debian12  this machine's Debian 12 and its LibTorch 1.13 (scripts/build.sh into
 #             build/): unit tests, integration tests driving the real binary on tiny
 #             generated images and small subsets of ../shared/datasets, the installed
@@ -14,8 +14,8 @@
 # packages) run beside the Debian 12 build. Each build's time is printed at the end.
 #
 # Settings (environment):
-#   TABBY_TEST_BUILDS   which builds, in order (default "debian12 debian13"; "debian12 cuda
-#                       debian13" adds the CUDA build, which needs the CUDA 13 toolkit)
+#   TABBY_TEST_BUILDS   which builds, in order (default "debian12 cuda debian13"; the CUDA
+#                       build needs the CUDA 13 toolkit: "debian12 debian13" leaves it out)
 #   TABBY_SHARED        the shared data (default ../shared next to the checkout)
 #   TABBY_JOBS          parallel jobs (default: all cores)
 #   TABBY_SKIP_FUZZ=1   leave the fuzz targets out; TABBY_FUZZ_SECONDS (default 10 each)
@@ -24,7 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
 
-read -r -a builds <<<"${TABBY_TEST_BUILDS:-debian12 debian13}"
+read -r -a builds <<<"${TABBY_TEST_BUILDS:-debian12 cuda debian13}"
 for b in "${builds[@]}"; do
   case "$b" in
     debian12|cuda|debian13) ;;
