@@ -47,6 +47,16 @@ TEST(RankEnv, LocalVariablesDefaultToOneProcessPerMachine) {
   EXPECT_EQ(env.local_world_size, 1);
 }
 
+TEST(RankEnv, UnderTorchrunsAgentEveryRankIsAClientOfItsStore) {
+  EXPECT_FALSE(read_rank_env(env_of(kTorchrun)).agent_hosts_store);
+  auto vars = kTorchrun;
+  vars["TORCHELASTIC_USE_AGENT_STORE"] = "True";
+  vars["TORCHELASTIC_RESTART_COUNT"] = "2";
+  const RankEnv env = read_rank_env(env_of(vars));
+  EXPECT_TRUE(env.agent_hosts_store);
+  EXPECT_EQ(env.restart_count, 2);
+}
+
 TEST(RankEnv, EveryMistakeNamesItsVariable) {
   struct Case {
     std::string name, value, words;

@@ -48,9 +48,6 @@ std::string first_line(const std::string& s) {
   return end == std::string::npos ? s : s.substr(0, end);
 }
 
-std::string joined_key(int rank) { return "tabby/joined/" + std::to_string(rank); }
-std::string alive_key(int rank) { return "tabby/alive/" + std::to_string(rank); }
-std::string failed_key(int rank) { return "tabby/failed/" + std::to_string(rank); }
 
 std::string rank_list(const std::vector<int>& ranks) {
   std::string out;
@@ -98,6 +95,11 @@ std::string host_name() {
 struct C10dGroup::Impl {
   RankEnv env;
   GroupOptions options;
+  std::string prefix;  // of this attempt's keys: a launcher's store outlives a restarted job
+
+  std::string joined_key(int rank) const { return prefix + "joined/" + std::to_string(rank); }
+  std::string alive_key(int rank) const { return prefix + "alive/" + std::to_string(rank); }
+  std::string failed_key(int rank) const { return prefix + "failed/" + std::to_string(rank); }
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<BackendBase> backend;
   bool nccl = false;
@@ -164,7 +166,7 @@ struct C10dGroup::Impl {
   }
 
   void create_backend() {
-    auto prefixed = c10::make_intrusive<c10d::PrefixStore>(options.device.is_cuda() ? "tabby/nccl" : "tabby/gloo", store);
+    auto prefixed = c10::make_intrusive<c10d::PrefixStore>(prefix + (options.device.is_cuda() ? "nccl" : "gloo"), store);
     if (options.device.is_cuda()) {
 #ifdef TABBY_HAVE_NCCL
       auto o = c10d::ProcessGroupNCCL::Options::create();
@@ -275,11 +277,12 @@ std::unique_ptr<C10dGroup> C10dGroup::join(const RankEnv& env, const GroupOption
   auto impl = std::make_unique<Impl>();
   impl->env = env;
   impl->options = options;
+  impl->prefix = "tabby/" + std::to_string(env.restart_count) + "/";
   const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(options.timeout).count();
   try {
-    impl->store = impl->connect_store(env.rank == 0);
+    impl->store = impl->connect_store(env.rank == 0 && !env.agent_hosts_store);
   } catch (const std::exception& e) {
-    if (env.rank == 0) {
+    if (env.rank == 0 && !env.agent_hosts_store) {
       throw Error(fmt::format("rank 0 cannot host the rendezvous on port {}: {}", env.master_port, first_line(e.what())),
                   "choose a free MASTER_PORT");
     }
@@ -388,7 +391,7 @@ void C10dGroup::barrier() {
 
 void C10dGroup::report_failure(const std::string& what) noexcept {
   try {
-    impl_->store->set(failed_key(impl_->env.rank), to_bytes(first_line(what)));
+    impl_->store->set(impl_->failed_key(impl_->env.rank), to_bytes(first_line(what)));
   } catch (...) {
     // The store may be what failed; the others will find this rank silent instead.
   }

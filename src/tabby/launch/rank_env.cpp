@@ -45,6 +45,10 @@ RankEnv read_rank_env(const EnvLookup& lookup) {
   if (const auto v = lookup("LOCAL_RANK"); v && !v->empty()) {
     env.local_rank = static_cast<int>(parse_integer("LOCAL_RANK", *v, 0, env.local_world_size - 1));
   }
+  if (const auto v = lookup("TORCHELASTIC_USE_AGENT_STORE")) env.agent_hosts_store = *v == "True" || *v == "1";
+  if (const auto v = lookup("TORCHELASTIC_RESTART_COUNT"); v && !v->empty()) {
+    env.restart_count = static_cast<int>(parse_integer("TORCHELASTIC_RESTART_COUNT", *v, 0, 1 << 30));
+  }
   return env;
 }
 

@@ -18,6 +18,10 @@ struct RankEnv {
   int local_world_size = 1;  // processes on this machine
   std::string master_addr;   // where rank 0 listens
   uint16_t master_port = 0;
+  // torchrun's agent already hosts the store at MASTER_ADDR:MASTER_PORT
+  // (TORCHELASTIC_USE_AGENT_STORE=True): every rank connects as a client.
+  bool agent_hosts_store = false;
+  int restart_count = 0;     // TORCHELASTIC_RESTART_COUNT: keys of an earlier attempt are not this one's
 
   bool is_main() const { return rank == 0; }
 };
