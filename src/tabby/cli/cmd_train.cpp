@@ -89,18 +89,26 @@ int launch_ranks(const TrainFlags& f) {
   LocalLaunchOptions o;
   o.nproc = f.nproc_per_node;
   o.command = rank_command(program_arguments(), own_executable(), std::max(1, default_thread_count() / o.nproc));
-  o.grace = std::chrono::milliseconds(static_cast<int64_t>(std::min(f.dist_timeout, 60.0) * 1000));
+  // The others notice a dead rank in their next exchange (every step) and stop by themselves within
+  // seconds; one busy elsewhere (decoding a large data set) is stopped after this.
+  o.grace = std::chrono::milliseconds(static_cast<int64_t>(std::min(f.dist_timeout, 10.0) * 1000));
   const LaunchResult result = launch_local_ranks(o);
   if (result.first_failed < 0) return 0;
   std::string what = result.ranks[static_cast<size_t>(result.first_failed)].describe();
   for (const RankExit& e : result.ranks) {
     if (!e.ok() && e.rank != result.first_failed) what += "; then " + e.describe();
   }
-  const std::string resume = f.resume.empty() ? f.job.out.string() : f.resume;
-  throw Error("data-parallel training failed: " + what,
-              fmt::format("the run's last checkpoint is kept: continue it with `tabby train --resume {} "
-                          "--nproc-per-node {}`",
-                          resume, f.nproc_per_node));
+  const fs::path run = f.resume.empty() ? f.job.out : fs::path(f.resume);
+  std::error_code ec;
+  const std::string hint =
+      fs::is_regular_file(run / "checkpoint.safetensors", ec)
+          ? fmt::format("the run's last checkpoint is kept: continue it with `tabby train --resume {} "
+                        "--nproc-per-node {}`",
+                        run.string(), f.nproc_per_node)
+          : "the ranks' own errors are above";
+  // A usage mistake every rank made (a missing --data, say) stays a usage error.
+  if (result.exit_code() == 2) throw UsageError("data-parallel training failed: " + what, hint);
+  throw Error("data-parallel training failed: " + what, hint);
 }
 
 // Whether a run given to --resume has finished; data parallel, as rank 0 sees it.
