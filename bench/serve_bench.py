@@ -29,6 +29,8 @@ import subprocess
 import sys
 import time
 
+from results_section import write_section
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WRK_SCRIPT = r"""
 local bodies = {}
@@ -165,18 +167,6 @@ def section(res):
     return "\n".join(lines)
 
 
-def write_into(path, text):
-    old = open(path).read() if os.path.exists(path) else ""
-    begin, end = old.find("<!-- tabby-serve-section:begin"), old.find("<!-- tabby-serve-section:end -->")
-    if begin >= 0 and end >= 0:
-        new = old[:begin] + text + old[end + len("<!-- tabby-serve-section:end -->") + 1:]
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    with open(path + ".tmp", "w") as f:
-        f.write(new)
-    os.replace(path + ".tmp", path)
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--build", default=os.path.join(ROOT, "build"))
@@ -218,7 +208,7 @@ def main():
     res["machine"] += f" Load average at the end {os.getloadavg()[0]:.2f}."
     with open(os.path.join(args.work, "serve.json"), "w") as f:
         json.dump(res, f, indent=1)
-    write_into(args.into, section(res))
+    write_section(args.into, "serve", section(res))
     log(f"wrote the serving section of {args.into}")
 
 

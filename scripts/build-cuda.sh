@@ -13,7 +13,8 @@
 #   deps       scripts/install-deps.sh (Debian packages; skipped when present)
 #   fetch      the torch wheel (pinned by SHA-256) from PyPI, of which only lib/,
 #              include/ and share/cmake are kept, and the CUDA runtime libraries
-#              libtorch_cuda.so needs that the toolkit lacks (scripts/cuda/fetch_libtorch.py)
+#              libtorch_cuda.so needs that the toolkit lacks (scripts/cuda/fetch_libtorch.py);
+#              the gloo headers its c10d headers include (scripts/cuda/fetch_gloo_headers.sh)
 #   configure  CMake (Release, Ninja, tests on, benchmarks off)
 #   build      ninja
 #   tests      ctest, with the CUDA libraries on the library path (--test only)
@@ -109,6 +110,7 @@ fetched="$(python3 "$root/scripts/cuda/fetch_libtorch.py" "${fetch_args[@]}")"
 # start; say which are missing now rather than in each of a hundred tests.
 export LD_LIBRARY_PATH="$cuda_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 missing="$(ldd "$tree/torch/lib/libtorch.so" | awk '/not found/ {print $1}' | sort -u | tr '\n' ' ')"
+./scripts/cuda/fetch_gloo_headers.sh "$tree/gloo"
 if [[ -n "$missing" ]]; then
   die "LibTorch needs libraries that neither $cuda_lib nor the fetched wheels have: $missing" \
       "libcudnn.so.9 and libnccl.so.2 come with cuDNN 9 and NCCL for CUDA 13 (or PyPI's nvidia-cudnn-cu13, nvidia-nccl-cu13); add their folder to LD_LIBRARY_PATH"
@@ -129,6 +131,7 @@ cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_PREFIX_PATH="$tree/torch" \
   -DCUDAToolkit_ROOT="$cuda" -DCUDA_TOOLKIT_ROOT_DIR="$cuda" -DCMAKE_CUDA_COMPILER="$cuda/bin/nvcc" \
   -DTORCH_CUDA_ARCH_LIST="$TORCH_CUDA_ARCH_LIST" \
+  -DTABBY_GLOO_INCLUDE_DIR="$tree/gloo/include" -DTABBY_REQUIRE_DISTRIBUTED=ON \
   "${cmake_extra[@]}" >"$build_dir/configure.log" 2>&1 || {
     tail -n 40 "$build_dir/configure.log" >&2
     die "CMake failed (whole log: $build_dir/configure.log)" "see the CMake errors above"
@@ -147,7 +150,7 @@ stage build
 nice cmake --build "$build_dir" -j "$jobs"
 # A header found in the wrong folder compiles and mixes versions silently:
 # Debian's LibTorch 1.13 headers in /usr/include, or the fmt or protobuf LibTorch bundles.
-wrong="$(ninja -C "$build_dir" -t deps | grep -E "^ +(/usr/include/(ATen|c10|caffe2|torch)/|$tree/torch/include/(fmt|google)/)" |
+wrong="$(ninja -C "$build_dir" -t deps | grep -E "^ +(/usr/include/(ATen|c10|caffe2|torch|gloo)/|$tree/torch/include/(fmt|google)/)" |
          sort -u | head -n 5 || true)"
 if [[ -n "$wrong" ]]; then
   die "the build used headers of another library version, e.g.:$(printf '\n  %s' $wrong)" \

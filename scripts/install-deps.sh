@@ -28,8 +28,9 @@ esac
 PACKAGES=(
   # build
   build-essential cmake ninja-build pkg-config
-  # engine: LibTorch (CPU) and a fast BLAS for its dense layers
-  libtorch-dev libopenblas0-pthread
+  # engine: LibTorch (CPU) and a fast BLAS for its dense layers; gloo's headers for its
+  # data-parallel training (c10d's ProcessGroupGloo includes them)
+  libtorch-dev libopenblas0-pthread libgloo-dev
   # image codecs
   libjpeg62-turbo-dev libpng-dev zlib1g-dev libgif-dev
   # command line, config, json, formatting

@@ -2,8 +2,9 @@
 # Fills, HERE, the git-ignored folders that a call of the GPU kit carries to
 # the device machine (bench/gpu/README.md), and checks that what travels fits:
 #
-#   bench/gpu/prepare_carry.sh          third_party/include/ (toml++, CLI11 and OpenSSL headers, which
-#                                       the GPU machine lacks / may lack) and .carry/shared/ (datasets/
+#   bench/gpu/prepare_carry.sh          third_party/include/ (toml++, CLI11, OpenSSL and gloo headers,
+#                                       which the GPU machine lacks / may lack; gloo's as PyTorch 2.x's
+#                                       c10d headers need them) and .carry/shared/ (datasets/
 #                                       cats_and_dogs_filtered, weights/: MobileNetV2 and SqueezeNet
 #                                       1.1 weights, test vectors, imagenet_classes.txt)
 #   bench/gpu/prepare_carry.sh --pets   third_party/include/ and .carry/pets/: the PetImages files
@@ -56,7 +57,11 @@ done
 rm -rf third_party/include/openssl
 cp -a /usr/include/openssl third_party/include/
 cp -a /usr/include/"$(gcc -dumpmachine)"/openssl/. third_party/include/openssl/
-[[ -f third_party/include/toml++/toml.h && -f third_party/include/CLI/CLI.hpp &&
+# gloo's headers for data-parallel training (scripts/cuda/fetch_gloo_headers.sh says why these).
+rm -rf third_party/include/gloo
+./scripts/cuda/fetch_gloo_headers.sh "${TABBY_CACHE_DIR:-$HOME/.cache/tabby}/gloo-headers"
+cp -a "${TABBY_CACHE_DIR:-$HOME/.cache/tabby}/gloo-headers/include/gloo" third_party/include/
+[[ -f third_party/include/gloo/rendezvous/store.h && -f third_party/include/toml++/toml.h && -f third_party/include/CLI/CLI.hpp &&
    -f third_party/include/openssl/evp.h && -f third_party/include/openssl/configuration.h ]] || die "header copy incomplete"
 
 # ---------------------------------------------------------------- data

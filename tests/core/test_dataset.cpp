@@ -232,15 +232,6 @@ TEST(DatasetHelpers, SubsetKeepsOrderAndChecksRange) {
   EXPECT_THROW(subset(d, {4}), Error);
 }
 
-TEST(DatasetHelpers, TakePerClass) {
-  const Dataset d = toy_dataset({0, 1, 0, 0, 2, 1, 0});
-  const Dataset t = take_per_class(d, 2);
-  std::vector<std::string> names;
-  for (const auto& s : t.samples) names.push_back(s.path.string());
-  EXPECT_EQ(names, (std::vector<std::string>{"f0", "f1", "f2", "f4", "f5"}));
-  EXPECT_EQ(t.class_counts(), (std::vector<int64_t>{2, 2, 1}));
-}
-
 TEST(DatasetHelpers, ShuffledIsASeededPermutation) {
   std::vector<int> labels(50);
   for (size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<int>(i % 3);

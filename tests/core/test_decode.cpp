@@ -13,6 +13,7 @@
 
 #include "image_fixtures.h"
 #include "support/test_support.h"
+#include "support/image_crop.h"
 #include "support/image_encode.h"
 #include "tabby/image/resize.h"
 
@@ -418,7 +419,7 @@ TEST(Jpeg, DctScaledLoadMatchesFullDecodeThenResize) {
     load_image_resized(dir / "smooth.jpg", 150, 150, crop, fast.pixels.data());
     const Image full = decode_image_file(dir / "smooth.jpg");
     ASSERT_EQ(full.width, 800);
-    const Image reference = crop ? resize_bilinear(center_crop_to_aspect(full, 1, 1), 150, 150)
+    const Image reference = crop ? resize_bilinear(testing::center_crop_to_aspect(full, 1, 1), 150, 150)
                                  : resize_bilinear(full, 150, 150);
     const PixelDiff d = compare(fast, reference);
     EXPECT_LT(d.mean, 1.5) << "crop=" << crop;

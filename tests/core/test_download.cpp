@@ -16,6 +16,7 @@
 #include <thread>
 
 
+#include "support/digest.h"
 #include "support/local_server.h"
 #include "support/test_support.h"
 #include "tabby/util/error.h"
@@ -29,6 +30,7 @@ namespace {
 
 using testing::LocalServer;
 using testing::ScopedEnv;
+using testing::sha256_hex;
 
 namespace fs = std::filesystem;
 

@@ -383,6 +383,26 @@ TEST(ModelSpecPresets, ModelToTomlRoundTripsEveryPresetAndKey) {
   }
 }
 
+TEST(ModelSpecPresets, ModelToTomlQuotesKeysThatAreNotBare) {
+  ModelSpec spec = parse_model_toml(kEveryLayer, "everything.toml");
+  const json odd = {{"two words", 1},
+                    {"dotted.key", "x"},
+                    {"", true},
+                    {"quote\"back\\slash", 2.5},
+                    {"tab\tdel\x7f", 3},
+                    {"gr\u00f6\u00dfe", "\u00fc"},
+                    {"nested", {{"inner key", 4}, {"plain", 5}}}};
+  spec.train = odd;
+  spec.train["epochs"] = 3;  // a bare key stays bare
+  const std::string text = model_to_toml(spec);
+  EXPECT_NE(text.find("\nepochs = 3\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\n\"two words\" = 1\n"), std::string::npos) << text;
+  const ModelSpec back = parse_model_toml(text, "run/model.toml");
+  EXPECT_EQ(back.train, spec.train) << text;
+  ASSERT_EQ(back.layers.size(), spec.layers.size());
+  for (size_t i = 0; i < spec.layers.size(); ++i) EXPECT_EQ(back.layers[i].params, spec.layers[i].params);
+}
+
 // --- backbone shorthand ---------------------------------------------------
 
 TEST(ModelSpecShorthand, BackboneAloneGetsImageNetPreprocessingPoolingAndAHead) {

@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "support/test_support.h"
+#include "tabby/run/history.h"
 #include "tabby/run/run_files.h"
 #include "tabby/run/run_record.h"
 #include "tabby/run/trainer_state.h"
@@ -232,6 +233,25 @@ TEST(RunRecord, FolderReadWriteAndUpdate) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("damaged"), std::string::npos) << e.what();
   }
+}
+
+TEST(History, ReadIfPresentGivesNoEpochsWithoutTheFile) {
+  const fs::path run = testing::scratch_dir("history_if_present");
+  EXPECT_TRUE(read_history_if_present(run).empty());
+  EXPECT_TRUE(read_history_if_present(run / "missing").empty());
+  EpochRecord a;
+  a.epoch = 1;
+  a.loss = 0.5;
+  EpochRecord b = a;
+  b.epoch = 2;
+  b.phase = TrainPhase::fine_tune;
+  testing::write_bytes(run / run_files::kHistory, history_to_csv({a, b}));
+  const std::vector<EpochRecord> history = read_history_if_present(run);
+  ASSERT_EQ(history.size(), 2u);
+  EXPECT_EQ(history[1].epoch, 2);
+  EXPECT_EQ(history[1].phase, TrainPhase::fine_tune);
+  testing::write_bytes(run / run_files::kHistory, "epoch,loss\nnot a number,x\n");
+  EXPECT_THROW(read_history_if_present(run), Error);  // present but damaged: an error, not "no epochs"
 }
 
 TrainerState full_state() {

@@ -60,6 +60,7 @@ class ServeProcess {
   httplib::Client client() const {
     httplib::Client c("127.0.0.1", port_);
     c.set_read_timeout(60, 0);
+    c.set_tcp_nodelay(true);  // a POST goes out as two writes (head, then body)
     return c;
   }
   std::string stderr_text() const {

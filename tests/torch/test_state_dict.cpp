@@ -34,6 +34,13 @@ TensorMap random_state_for(const torch::nn::Module& module) {
   return state;
 }
 
+// The module's state converted for writing with tabby/weights (write_safetensors).
+RawTensorMap module_state_raw(const torch::nn::Module& module) {
+  RawTensorMap out;
+  for (const auto& [name, tensor] : module_state(module)) out.emplace(name, to_raw(tensor));
+  return out;
+}
+
 bool contains(const std::vector<std::string>& list, const std::string& needle) {
   return std::find(list.begin(), list.end(), needle) != list.end();
 }

@@ -24,6 +24,7 @@
 
 #include "support/test_support.h"
 #include "support/image_encode.h"
+#include "support/training_data.h"
 #include "tabby/image/image.h"
 #include "tabby/util/fs.h"
 #include "tabby/weights/safetensors.h"
@@ -36,27 +37,7 @@ using testing::run_tabby;
 using testing::scratch_dir;
 namespace fs = std::filesystem;
 
-// Two classes a tiny CNN separates in a few epochs: the bright half of the
-// image is on the left for "left" and on the right for "right", over noise.
-void write_two_class_folder(const fs::path& root, int per_class, int size, int seed) {
-  std::mt19937 rng(static_cast<uint32_t>(seed));
-  std::uniform_int_distribution<int> noise(0, 90);
-  for (const std::string cls : {"left", "right"}) {
-    for (int i = 0; i < per_class; ++i) {
-      Image image(size, size);
-      for (int y = 0; y < size; ++y) {
-        for (int x = 0; x < size; ++x) {
-          const bool bright = cls == "left" ? x < size / 2 : x >= size / 2;
-          for (int c = 0; c < 3; ++c) {
-            image.pixels[(static_cast<size_t>(y) * size + x) * 3 + c] =
-                static_cast<uint8_t>((bright ? 150 : 20) + noise(rng));
-          }
-        }
-      }
-      testing::write_bytes(root / cls / ("img_" + std::to_string(i) + ".png"), encode_png(image));
-    }
-  }
-}
+using testing::write_two_class_folder;
 
 constexpr const char* kTinyModel = R"(name = "tiny"
 [[layers]]
@@ -339,18 +320,7 @@ TEST(TrainCli, KilledAfterTheLastCheckpointResumesToTheTrainedWeights) {
   EXPECT_EQ(read_json(run / "run.json").value("status", ""), "finished");
 }
 
-// Starts the binary in the background; returns its pid.
-pid_t spawn_tabby(const std::vector<std::string>& args, const fs::path& log) {
-  std::string line = "exec " + testing::shell_quote(std::getenv("TABBY_BIN"));
-  for (const auto& a : args) line += " " + testing::shell_quote(a);
-  line += " >>" + testing::shell_quote(log.string()) + " 2>&1";
-  const pid_t pid = fork();
-  if (pid == 0) {
-    execl("/bin/sh", "sh", "-c", line.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  return pid;
-}
+using testing::spawn_tabby;
 
 TEST(TrainCli, KilledAtRandomMomentsAndResumedEndsBitIdentical) {
   const fs::path dir = scratch_dir("train_cli_kill");

@@ -8,6 +8,7 @@
 #include "tabby/util/error.h"
 #include "tabby/weights/pth.h"
 #include "tabby/weights/safetensors.h"
+#include "tabby/weights/weights_file.h"
 #include "support/test_support.h"
 
 #include <nlohmann/json.hpp>
@@ -113,6 +114,18 @@ const Fixtures& fixtures() {
   if (!var.skip_reason.empty()) GTEST_SKIP() << var.skip_reason
 
 TensorMap read_tensors(const fs::path& path) { return to_torch(read_safetensors(path).tensors); }
+
+// The module's state converted for writing with tabby/weights (write_safetensors).
+RawTensorMap module_state_raw(const torch::nn::Module& module) {
+  RawTensorMap out;
+  for (const auto& [name, tensor] : module_state(module)) out.emplace(name, to_raw(tensor));
+  return out;
+}
+
+// A weights file (safetensors or torch.save zip .pth) loaded into a backbone.
+LoadReport load_backbone_file(BackboneImpl& backbone, const fs::path& path, bool strict) {
+  return load_backbone_state(backbone, to_torch(read_weights_file(path)), strict);
+}
 
 double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
   EXPECT_EQ(a.sizes(), b.sizes());
@@ -416,7 +429,7 @@ TEST(ZooGolden, PretrainedFeatureExtractorLoadsTheFullFile) {
   EXPECT_GT(report.loaded, 0u);
 }
 
-TEST(ZooGolden, WrongArchitectureFileIsAnErrorNamingTheFile) {
+TEST(ZooGolden, WrongArchitectureFileIsAnErrorListingTheMismatches) {
   TABBY_REQUIRE_SHARED(shared);
   auto model = make_backbone("resnet18", true);
   const fs::path file = shared / "weights/squeezenet1_1_imagenet.safetensors";
@@ -425,7 +438,6 @@ TEST(ZooGolden, WrongArchitectureFileIsAnErrorNamingTheFile) {
     FAIL() << "expected an error";
   } catch (const tabby::Error& e) {
     const std::string what = e.what();
-    EXPECT_NE(what.find(file.string()), std::string::npos) << what;
     EXPECT_NE(what.find("missing"), std::string::npos) << what;
     EXPECT_NE(what.find("layer1.0.conv1.weight"), std::string::npos) << what;
   }

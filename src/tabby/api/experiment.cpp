@@ -156,16 +156,14 @@ json metric_json(double v) { return v < 0 ? json(nullptr) : json(v); }
 
 // The status column: a run that collapsed to one class says so beside "finished".
 std::string status_text(const ComparisonRow& r) {
-  if (r.collapsed_at_epoch <= 0) return r.status;
-  return fmt::format("{}; one class for every validation image from epoch {}", r.status, r.collapsed_at_epoch);
+  if (r.collapsed_at_epoch <= 0) return enum_name(r.status);
+  return fmt::format("{}; one class for every validation image from epoch {}", enum_name(r.status),
+                     r.collapsed_at_epoch);
 }
 
 // Epochs, best validation accuracy and the summed epoch time from history.csv.
 void add_history(ComparisonRow& row, const fs::path& run_dir) {
-  const fs::path file = run_dir / run_files::kHistory;
-  std::error_code ec;
-  if (!fs::is_regular_file(file, ec)) return;
-  const std::vector<EpochRecord> history = history_from_csv(read_file(file), file.string());
+  const std::vector<EpochRecord> history = read_history_if_present(run_dir);
   row.epochs = static_cast<int>(history.size());
   for (const auto& r : history) {
     row.train_seconds += r.seconds;
@@ -205,13 +203,13 @@ ComparisonRow comparison_row(const fs::path& run_dir, const std::string& name, c
   row.description = description;
   row.run_dir = run_dir;
   if (!is_run_dir(run_dir)) {
-    row.status = "not run";
+    row.status = ComparisonStatus::not_run;
     return row;
   }
   const RunRecord run = read_run_record(run_dir);
-  row.status = run.status == RunStatus::finished ? "finished"
-               : run.status == RunStatus::failed ? "failed"
-                                                 : "running (interrupted)";
+  row.status = run.status == RunStatus::finished ? ComparisonStatus::finished
+               : run.status == RunStatus::failed ? ComparisonStatus::failed
+                                                 : ComparisonStatus::interrupted;
   row.error = run.error;
   add_history(row, run_dir);
   if (!run.results) return row;
@@ -310,7 +308,7 @@ json comparison_json(const std::vector<ComparisonRow>& rows) {
     json j = {{"model", r.name},
               {"from", r.model},
               {"description", r.description},
-              {"status", r.status},
+              {"status", enum_name(r.status)},
               {"collapsed_at_epoch", r.collapsed_at_epoch > 0 ? json(r.collapsed_at_epoch) : json(nullptr)},
               {"run", r.run_dir.string()},
               {"parameters", r.params},

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "tabby/config/experiment_spec.h"
+#include "tabby/util/enum_names.h"
 
 namespace tabby {
 
@@ -48,10 +49,16 @@ struct ExperimentJob {
   int stop_after_epochs = 0;      // test hook: each model stops as if killed after N epochs
 };
 
+// A model's state in the comparison: its run's status (a run created or
+// running that is not running now was interrupted), or no run yet.
+enum class ComparisonStatus { finished, failed, interrupted, not_run };
+TABBY_ENUM_NAMES(ComparisonStatus, {ComparisonStatus::finished, "finished"}, {ComparisonStatus::failed, "failed"},
+                 {ComparisonStatus::interrupted, "running (interrupted)"}, {ComparisonStatus::not_run, "not run"});
+
 // One line of the comparison.
 struct ComparisonRow {
   std::string name, model, description;
-  std::string status;  // finished, failed, running (interrupted), not run
+  ComparisonStatus status = ComparisonStatus::not_run;
   std::string error;   // why it failed
   std::filesystem::path run_dir;
   int64_t params = 0, trainable_params = 0;

@@ -59,12 +59,8 @@ std::vector<ModelView> model_views(const std::vector<ComparisonRow>& rows, const
   std::vector<ModelView> views;
   for (const auto& row : rows) {
     ModelView v{row, {}, std::nullopt};
-    const fs::path history = row.run_dir / run_files::kHistory;
-    std::error_code ec;
-    if (is_run_dir(row.run_dir) && fs::is_regular_file(history, ec)) {
-      v.history = history_from_csv(read_file(history), history.string());
-    }
-    if (row.status == "finished") v.evaluation = evaluation_of(row, options, evaluated);
+    if (is_run_dir(row.run_dir)) v.history = read_history_if_present(row.run_dir);
+    if (row.status == ComparisonStatus::finished) v.evaluation = evaluation_of(row, options, evaluated);
     views.push_back(std::move(v));
   }
   return views;
@@ -113,8 +109,11 @@ void add_comparison_section(report::HtmlReport& html, const std::vector<Comparis
   const auto cells = comparison_cells(rows);
   if (!cells.empty()) html.add_table(cells.front(), {cells.begin() + 1, cells.end()});
   for (const auto& row : rows) {
-    if (row.status == "failed") html.add_note("model " + row.name + " failed: " + row.error);
-    else if (row.status != "finished") html.add_note("model " + row.name + ": " + row.status);
+    if (row.status == ComparisonStatus::failed) {
+      html.add_note("model " + row.name + " failed: " + row.error);
+    } else if (row.status != ComparisonStatus::finished) {
+      html.add_note("model " + row.name + ": " + enum_name(row.status));
+    }
     if (row.collapsed_at_epoch > 0) {
       html.add_note(fmt::format("model {}: from epoch {} on it predicted one class for every validation image (its "
                                 "accuracy is that class's share; see its report)",
@@ -139,7 +138,7 @@ void add_curves_section(report::HtmlReport& html, const std::vector<ModelView>& 
 }
 
 KeyValues model_facts(const ComparisonRow& row) {
-  KeyValues m = {{"model", row.model}, {"status", row.status}, {"run folder", row.run_dir.string()}};
+  KeyValues m = {{"model", row.model}, {"status", enum_name(row.status)}, {"run folder", row.run_dir.string()}};
   if (!row.description.empty()) m.insert(m.begin(), {"description", row.description});
   if (row.params > 0) {
     m.push_back({"parameters", fmt::format("{} ({} trainable)", thousands(row.params), thousands(row.trainable_params))});

@@ -29,13 +29,6 @@ using report::percent;
 using report::thousands;
 using KeyValues = std::vector<std::pair<std::string, std::string>>;
 
-std::vector<EpochRecord> read_history_if_any(const fs::path& run_dir) {
-  const fs::path file = run_dir / run_files::kHistory;
-  std::error_code ec;
-  if (!fs::is_regular_file(file, ec)) return {};
-  return history_from_csv(read_file(file), file.string());
-}
-
 std::string class_name(const std::vector<std::string>& names, int k) {
   return k >= 0 && static_cast<size_t>(k) < names.size() ? names[static_cast<size_t>(k)] : std::to_string(k);
 }
@@ -245,7 +238,7 @@ ReportResult render_run_report(const fs::path& run_dir, const std::optional<RunE
   if (!report::charts_available()) html.add_note("this build of tabby has no charts (cairo was not found)");
   add_data_section(html, run, sink);
   add_model_section(html, model, s);
-  add_training_section(html, run, read_history_if_any(run_dir), sink);
+  add_training_section(html, run, read_history_if_present(run_dir), sink);
   if (ev) {
     add_metrics(html, *ev);
     add_classification(html, *ev, sink);

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "tabby/config/model_spec.h"
+#include "tabby/distributed/shard.h"
 #include "tabby/nn/network.h"
 #include "tabby/nn/summary.h"
 #include "tabby/pipeline/batch_loader.h"
@@ -11,10 +12,12 @@
 #include "tabby/train/device.h"
 #include "tabby/train/precision.h"
 #include "tabby/train/run.h"
+#include "tabby/util/fs.h"
 #include "tabby/util/error.h"
 #include "tabby/util/log.h"
 #include "tabby/util/progress.h"
 #include "tabby/util/rng.h"
+#include "tabby/weights/sha256.h"
 
 namespace tabby {
 
@@ -59,10 +62,15 @@ std::string class_counts_text(const std::vector<std::string>& names, const std::
 EvalSummary summary_of(const EvalResult& r) { return {r.loss, r.accuracy, r.count}; }
 
 struct Prepared {
+  std::filesystem::path rank_weights_dir;  // test hook
   ModelSpec model;
   RunSettings settings;
   ResolvedData data;
   torch::Device device = torch::kCPU;
+  Collective* group = nullptr;  // data parallel
+
+  // Rank 0 of a data-parallel job, or a process training alone: it writes the run.
+  bool writes_run() const { return group == nullptr || group->is_main(); }
 };
 
 // The decoded splits of a run.
@@ -84,14 +92,18 @@ struct DecodedSplits {
   }
 };
 
-ImageCache decode_split(const Dataset& d, const RunSettings& s, const std::string& what) {
-  return build_image_cache(d, ImageCacheOptions::model_input(s.height, s.width, s.crop_to_aspect, what));
+// Data parallel, each rank decodes its share of the files (distributed/shard.h).
+ImageCache decode_split(const Dataset& d, const Prepared& p, const std::string& what) {
+  const RunSettings& s = p.settings;
+  const auto options = ImageCacheOptions::model_input(s.height, s.width, s.crop_to_aspect, what);
+  return p.group ? build_image_cache_sharded(d, options, *p.group) : build_image_cache(d, options);
 }
 
 DecodedSplits decode_splits(const Prepared& p) {
-  DecodedSplits splits{decode_split(p.data.train, p.settings, "training images"), std::nullopt, std::nullopt};
-  if (p.data.validation) splits.validation = decode_split(*p.data.validation, p.settings, "validation images");
-  if (p.data.test) splits.test = decode_split(*p.data.test, p.settings, "test images");
+  DecodedSplits splits{decode_split(p.data.train, p, "training images"), std::nullopt, std::nullopt};
+  if (p.data.validation) splits.validation = decode_split(*p.data.validation, p, "validation images");
+  // Only rank 0 evaluates on the test data.
+  if (p.data.test && p.writes_run()) splits.test = decode_split(*p.data.test, p, "test images");
   const DecodedData d = splits.summary();
   const int64_t decoded = d.train_images + d.validation_images + d.test_images;
   log::infof("decoded and resized {} images to {}x{} in {} ({:.0f} images/s)", decoded, p.settings.width,
@@ -149,32 +161,107 @@ void evaluate_kept_weights(nn::NetworkImpl& net, const DecodedSplits& splits, co
   }
 }
 
-TrainOutcome train_prepared(const Prepared& p, const std::filesystem::path& dir, bool resume, int stop_after) {
+// What every rank of a data-parallel job must agree on: the settings and the
+// files (by name and label, so a data folder mounted elsewhere still matches).
+nlohmann::json job_fingerprint(const Prepared& p) {
+  auto files_digest = [](const Dataset* d) -> std::string {
+    if (!d) return "none";
+    Sha256 hash;
+    for (const auto& sample : d->samples) hash.update(sample.path.filename().string() + "\t" + std::to_string(sample.label) + "\n");
+    return std::to_string(d->size()) + " files, " + hash.hex_digest().substr(0, 16);
+  };
+  return {{"tabby", TABBY_VERSION},
+          {"model", p.model.name},
+          {"train options", to_json(p.settings.train)},
+          {"image size", {p.settings.height, p.settings.width}},
+          {"classes", p.settings.class_names},
+          {"training files", files_digest(&p.data.train)},
+          {"validation files", files_digest(p.data.validation ? &*p.data.validation : nullptr)}};
+}
+
+void check_ranks_agree(const Prepared& p) {
+  const nlohmann::json mine = job_fingerprint(p);
+  const std::vector<std::string> all = p.group->allgather_bytes(mine.dump());
+  const nlohmann::json first = nlohmann::json::parse(all[0]);
+  for (size_t r = 1; r < all.size(); ++r) {
+    const nlohmann::json other = nlohmann::json::parse(all[r]);
+    for (const auto& [key, value] : first.items()) {
+      if (other.value(key, nlohmann::json()) != value) {
+        throw Error(fmt::format("rank {} was started with other {} than rank 0 ({} vs {})", r, key,
+                                other.value(key, nlohmann::json()).dump().substr(0, 200), value.dump().substr(0, 200)),
+                    "start every rank with the same command and the same data");
+      }
+    }
+  }
+}
+
+// How this launch trains, for run.json; a resumed run keeps the world sizes of its earlier launches.
+DistributedRun distributed_record(const Prepared& p, const std::optional<DistributedRun>& before) {
+  DistributedRun d = before.value_or(DistributedRun{});
+  d.backend = p.group->backend();
+  d.world_size = p.group->world_size();
+  d.batch_per_rank = p.settings.train.batch_size;
+  d.global_batch = d.batch_per_rank * d.world_size;
+  d.world_sizes.push_back(d.world_size);
+  d.replicas_identical = false;
+  if (before && before->world_size != d.world_size) {
+    log::infof("this run trained on {} ranks before and continues on {}: the global batch changes from {} to {}",
+               before->world_size, d.world_size, before->global_batch, d.global_batch);
+  }
+  return d;
+}
+
+// Whether the run has a checkpoint to resume from; data parallel, rank 0 looks and tells the others.
+bool has_checkpoint(const Prepared& p, const std::filesystem::path& dir) {
   std::error_code ec;
-  if (resume && !std::filesystem::is_regular_file(dir / run_files::kCheckpoint, ec)) {
+  bool found = p.writes_run() && std::filesystem::is_regular_file(dir / run_files::kCheckpoint, ec);
+  if (p.group) found = p.group->broadcast_bytes(found ? "1" : "0") == "1";
+  return found;
+}
+
+void record_training_started(const Prepared& p, const std::filesystem::path& dir, const DecodedSplits& splits) {
+  update_run_record(dir, [&](RunRecord& r) {
+    r.status = RunStatus::running;
+    r.error.clear();  // of an earlier attempt that failed
+    r.decoded = splits.summary();
+    if (p.group) {
+      r.distributed = distributed_record(p, r.distributed);
+    } else if (r.distributed) {
+      // A data-parallel run continued by one process alone.
+      r.distributed->backend.clear();
+      r.distributed->world_size = 1;
+      r.distributed->global_batch = r.distributed->batch_per_rank;
+      r.distributed->world_sizes.push_back(1);
+      r.distributed->replicas_identical = false;
+    }
+  });
+}
+
+TrainOutcome train_prepared(const Prepared& p, const std::filesystem::path& dir, bool resume, int stop_after) {
+  if (resume && !has_checkpoint(p, dir)) {
     log::info("the run had not finished an epoch: starting it from the beginning");
     resume = false;
   }
+  if (p.group) check_ranks_agree(p);
   const DecodedSplits splits = decode_splits(p);
   nn::Network net = build_network(p, resume);
   const auto before = nn::summarize(*net);
   log::infof("model {}: {} parameters ({} trainable), {} classes, on {}", p.model.name, before.total,
              before.trainable, p.settings.class_names.size(), describe_device(p.device));
-  update_run_record(dir, [&](RunRecord& r) {
-    r.status = RunStatus::running;
-    r.error.clear();  // of an earlier attempt that failed
-    r.decoded = splits.summary();
-  });
+  if (p.writes_run()) record_training_started(p, dir, splits);
 
   TrainOutcome outcome;
   outcome.run_dir = dir;
-  FitContext ctx{p.device, dir, resume, stop_after};
+  FitContext ctx{p.device, p.writes_run() ? dir : std::filesystem::path(), resume, stop_after, p.group,
+                 p.rank_weights_dir};
   outcome.fit = fit(*net, splits.train, splits.validation ? &*splits.validation : nullptr, p.settings.train, ctx);
+  if (!p.writes_run()) return outcome;
   outcome.results = results_of(outcome.fit, p.settings.train, before, nn::summarize(*net));
   evaluate_kept_weights(*net, splits, p, outcome);
   update_run_record(dir, [&](RunRecord& r) {
     r.status = RunStatus::finished;
     r.results = outcome.results;
+    if (r.distributed) r.distributed->replicas_identical = outcome.fit.replicas_identical;
   });
   return outcome;
 }
@@ -184,6 +271,7 @@ TrainOutcome train_prepared(const Prepared& p, const std::filesystem::path& dir,
 TrainOutcome train_recording_failure(const Prepared& p, const std::filesystem::path& dir, bool resume,
                                      int stop_after) {
   auto record = [&](const std::string& what) {
+    if (!p.writes_run()) return;
     try {
       update_run_record(dir, [&](RunRecord& r) {
         r.status = RunStatus::failed;
@@ -259,13 +347,22 @@ int configure_threads(int threads) {
 TrainOutcome run_train_job(const TrainJob& job) {
   if (job.out.empty()) throw UsageError("--out is required: the run folder to write");
   Prepared p;
+  p.group = job.group;
+  p.rank_weights_dir = job.rank_weights_dir;
   resolve_settings(p, job);
   resolve_job_data(p, job);
   log::infof("training {} on {} images ({}) from {}", p.model.name, p.data.train.size(),
              class_counts_text(p.settings.class_names, p.data.train.class_counts()), p.data.train.source);
   if (p.data.validation) log::infof("validating on {} images", p.data.validation->size());
-  create_run(job.out, p.model, p.settings, job.overwrite);
-  log::infof("run folder: {}", job.out.string());
+  if (p.group) {
+    log::infof("data parallel on {} ranks ({}): {} images per rank and step, a global batch of {}",
+               p.group->world_size(), p.group->backend(), p.settings.train.batch_size,
+               p.settings.train.batch_size * p.group->world_size());
+  }
+  if (p.writes_run()) {
+    create_run(job.out, p.model, p.settings, job.overwrite);
+    log::infof("run folder: {}", job.out.string());
+  }
   return train_recording_failure(p, job.out, /*resume=*/false, job.stop_after_epochs);
 }
 
@@ -279,10 +376,29 @@ std::optional<TrainOutcome> finished_run(const std::filesystem::path& run_dir) {
   return outcome;
 }
 
-TrainOutcome resume_train_job(const std::filesystem::path& run_dir, const std::string& device, int threads) {
+// run.json and model.toml of a run; data parallel, as rank 0 read them.
+std::pair<RunRecord, ModelSpec> read_run_files(const std::filesystem::path& run_dir, Collective* group) {
+  if (!group) return {read_run_record(run_dir), read_run_model(run_dir)};
+  std::string record_text, model_text;
+  if (group->is_main()) {
+    read_run_record(run_dir);  // rank 0 checks them and stops with their error
+    read_run_model(run_dir);
+    record_text = read_file(run_dir / run_files::kRunJson);
+    model_text = read_file(run_dir / run_files::kModel);
+  }
+  record_text = group->broadcast_bytes(record_text);
+  model_text = group->broadcast_bytes(model_text);
+  const std::string source = "run.json of rank 0";
+  return {run_record_from_json(nlohmann::json::parse(record_text), source),
+          parse_model_toml(model_text, "model.toml of rank 0")};
+}
+
+TrainOutcome resume_train_job(const std::filesystem::path& run_dir, const std::string& device, int threads,
+                              Collective* group) {
   Prepared p;
-  const RunRecord record = read_run_record(run_dir);
-  p.model = read_run_model(run_dir);
+  p.group = group;
+  auto [record, model] = read_run_files(run_dir, group);
+  p.model = std::move(model);
   p.settings = record.settings;
   if (record.finished()) {
     throw UsageError("run '" + run_dir.string() + "' already finished", "train a new run with --out");

@@ -11,6 +11,7 @@
 
 #include "tabby/api/data_source.h"
 #include "tabby/config/train_options.h"
+#include "tabby/distributed/collective.h"
 #include "tabby/run/run_record.h"
 #include "tabby/train/evaluate.h"
 #include "tabby/train/trainer.h"
@@ -32,6 +33,10 @@ struct TrainJob {
   std::filesystem::path out;
   bool overwrite = false;
   int stop_after_epochs = 0;         // test hook (see FitContext)
+  std::filesystem::path rank_weights_dir;  // test hook (see FitContext)
+  // Data-parallel training with the ranks of this group (not owned); null:
+  // this process alone. Every rank runs the same job; rank 0 writes the run.
+  Collective* group = nullptr;
 };
 
 struct TrainOutcome {
@@ -42,10 +47,14 @@ struct TrainOutcome {
   RunResults results;                    // what run.json records as "results"
 };
 
+// On ranks other than 0 of a data-parallel job the outcome holds only `fit`.
 TrainOutcome run_train_job(const TrainJob& job);
 // Continues an interrupted run from its last checkpoint (same data, options
 // and seed as recorded in run.json). `device` empty: the run's own setting.
-TrainOutcome resume_train_job(const std::filesystem::path& run_dir, const std::string& device, int threads);
+// With a group, rank 0 reads the run folder and sends it to the others, and
+// the run may continue on another number of ranks than it started with.
+TrainOutcome resume_train_job(const std::filesystem::path& run_dir, const std::string& device, int threads,
+                              Collective* group = nullptr);
 // For a run folder whose training has finished: its recorded results (run_dir and
 // results set, nothing evaluated). nullopt while it is unfinished; tabby::Error
 // when `run_dir` is not a run. Lets `train --resume` of a finished run (killed

@@ -3,11 +3,14 @@
 
 #include <memory>
 
+#include "tabby/api/distributed_job.h"
 #include "tabby/api/report_job.h"
 #include "tabby/api/train_job.h"
 #include "tabby/cli/commands.h"
+#include "tabby/launch/local_launcher.h"
 #include "tabby/util/error.h"
 #include "tabby/util/log.h"
+#include "tabby/util/threads.h"
 
 namespace tabby::cli {
 
@@ -74,7 +77,49 @@ struct TrainFlags {
   double reduce_factor = 0, min_lr = -1;
   int reduce_patience = -1;
   std::string keep, feature_cache, channels_last, precision;
+  // Data parallel
+  bool distributed = false;
+  int nproc_per_node = 0;
+  double dist_timeout = 300;
+  std::string gloo_iface;
 };
+
+// --nproc-per-node N: this command again as N ranks on this machine.
+int launch_ranks(const TrainFlags& f) {
+  LocalLaunchOptions o;
+  o.nproc = f.nproc_per_node;
+  o.command = rank_command(program_arguments(), own_executable(), std::max(1, default_thread_count() / o.nproc));
+  // The others notice a dead rank in their next exchange (every step) and stop by themselves within
+  // seconds; one busy elsewhere (decoding a large data set) is stopped after this.
+  o.grace = std::chrono::milliseconds(static_cast<int64_t>(std::min(f.dist_timeout, 10.0) * 1000));
+  const LaunchResult result = launch_local_ranks(o);
+  if (result.first_failed < 0) return 0;
+  std::string what = result.ranks[static_cast<size_t>(result.first_failed)].describe();
+  for (const RankExit& e : result.ranks) {
+    if (!e.ok() && e.rank != result.first_failed) what += "; then " + e.describe();
+  }
+  const fs::path run = f.resume.empty() ? f.job.out : fs::path(f.resume);
+  std::error_code ec;
+  const std::string hint =
+      fs::is_regular_file(run / "checkpoint.safetensors", ec)
+          ? fmt::format("the run's last checkpoint is kept: continue it with `tabby train --resume {} "
+                        "--nproc-per-node {}`",
+                        run.string(), f.nproc_per_node)
+          : "the ranks' own errors are above";
+  // A usage mistake every rank made (a missing --data, say) stays a usage error.
+  if (result.exit_code() == 2) throw UsageError("data-parallel training failed: " + what, hint);
+  throw Error("data-parallel training failed: " + what, hint);
+}
+
+// Whether a run given to --resume has finished; data parallel, as rank 0 sees it.
+std::optional<TrainOutcome> finished(const std::string& run, Collective* group) {
+  if (!group) return finished_run(run);
+  std::optional<TrainOutcome> done;
+  if (group->is_main()) done = finished_run(run);
+  if (group->broadcast_bytes(done ? "1" : "0") == "0") return std::nullopt;
+  if (!done) done = TrainOutcome{};
+  return done;
+}
 
 // The [train] keys the flags given set; flags of a callback that were given
 // without it switch it on, as its own flag would.
@@ -110,6 +155,63 @@ nlohmann::json train_overrides(const TrainFlags& f, const CLI::App& app) {
     t["reduce_lr"] = rl;
   }
   return t;
+}
+
+void check_distributed_flags(const TrainFlags& f, const CLI::App& app) {
+  const bool parallel = f.distributed || f.nproc_per_node > 0;
+  for (const char* flag : {"--dist-timeout", "--gloo-iface"}) {
+    if (app.count(flag) && !parallel) {
+      throw UsageError(std::string(flag) + " applies only to data-parallel training",
+                       "add --nproc-per-node N, or --distributed under torchrun");
+    }
+  }
+  if (f.distributed && app.count("--nproc-per-node")) {
+    throw UsageError("--nproc-per-node starts its own ranks; --distributed is for a rank started by another launcher",
+                     "give one of the two");
+  }
+  if (app.count("--nproc-per-node") && f.nproc_per_node < 1) {
+    throw UsageError("--nproc-per-node must be at least 1");
+  }
+  if (app.count("--dist-timeout") && !(f.dist_timeout > 0)) throw UsageError("--dist-timeout must be positive");
+}
+
+// Trains (or resumes) as the flags say, alone or as one rank; rank 0 reports.
+int train(TrainFlags& flags, const CLI::App& app) {
+  TrainFlags* f = &flags;
+  Collective* group = f->job.group;
+  const bool main_rank = group == nullptr || group->is_main();
+  TrainOutcome outcome;
+  if (!f->resume.empty()) {
+    if (auto done = finished(f->resume, group)) {
+      if (!main_rank) return 0;
+      const int epochs = done->results.epochs_completed;
+      log::infof("run {} has already finished{}: nothing to resume", done->run_dir.string(),
+                 epochs > 0 ? fmt::format(" ({} epochs)", epochs) : "");
+      print_outcome(*done, report_of_finished_run(done->run_dir, f->no_report), f->json);
+      return 0;
+    }
+    const std::string device = group || app.count("--device") ? f->job.device : "";
+    outcome = resume_train_job(f->resume, device, f->job.threads, group);
+  } else {
+    if (f->job.model.empty()) throw UsageError("--model is required", "e.g. --model tutorial-cnn or --model mobilenet_v2");
+    if (f->job.data.data.empty()) throw UsageError("--data is required", "a folder with one sub-folder per class");
+    if (!f->image_size.empty()) {
+      auto [h, w] = parse_image_size(f->image_size);
+      f->job.image_height = h;
+      f->job.image_width = w;
+    }
+    if (f->freeze) f->job.freeze_backbone = true;
+    if (f->include_top) f->job.include_top = true;
+    f->job.train_overrides = train_overrides(*f, app);
+    outcome = run_train_job(f->job);
+  }
+  if (!main_rank) return 0;  // rank 0 reports
+  std::optional<fs::path> report;
+  if (!f->no_report) {
+    if (auto written = report_after_training(outcome)) report = written->html;
+  }
+  print_outcome(outcome, report, f->json);
+  return 0;
 }
 
 }  // namespace
@@ -209,39 +311,52 @@ Command add_train(CLI::App& root) {
   app->add_flag("--no-report", f->no_report, "Do not write RUN/report.html (see tabby report) at the end")->group(g);
   app->add_option("--stop-after", f->job.stop_after_epochs, "Testing aid: stop as if killed after N epochs")
       ->group("");
+  app->add_option("--save-rank-weights", f->job.rank_weights_dir,
+                  "Testing aid: every rank of a data-parallel run saves its final weights in this folder")
+      ->group("");
+
+  g = "Data parallel";
+  app->add_option("--nproc-per-node", f->nproc_per_node,
+                  "Train with N processes on this machine, each on its share of every batch (like torchrun "
+                  "--standalone); one optimiser step takes N x --batch-size images")
+      ->group(g);
+  app->add_flag("--distributed", f->distributed,
+                "Be one rank of a data-parallel job started by torchrun or a scheduler (reads RANK, WORLD_SIZE, "
+                "LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT)")
+      ->group(g);
+  app->add_option("--dist-timeout", f->dist_timeout,
+                  "Seconds to wait for every rank to join, and for any one exchange, before stopping with an error "
+                  "naming the missing rank (default 300)")
+      ->group(g);
+  app->add_option("--gloo-iface", f->gloo_iface,
+                  "Network interface Gloo uses (default: GLOO_SOCKET_IFNAME, else the one that reaches MASTER_ADDR)")
+      ->group(g);
 
   Action run = [f, app]() -> int {
-    TrainOutcome outcome;
-    if (!f->resume.empty()) {
-      if (auto done = finished_run(f->resume)) {
-        const int epochs = done->results.epochs_completed;
-        log::infof("run {} has already finished{}: nothing to resume", done->run_dir.string(),
-                   epochs > 0 ? fmt::format(" ({} epochs)", epochs) : "");
-        print_outcome(*done, report_of_finished_run(done->run_dir, f->no_report), f->json);
-        return 0;
-      }
-      outcome = resume_train_job(f->resume, app->count("--device") ? f->job.device : "", f->job.threads);
-    } else {
-      if (f->job.model.empty()) throw UsageError("--model is required", "e.g. --model tutorial-cnn or --model mobilenet_v2");
-      if (f->job.data.data.empty()) throw UsageError("--data is required", "a folder with one sub-folder per class");
-      if (!f->image_size.empty()) {
-        auto [h, w] = parse_image_size(f->image_size);
-        f->job.image_height = h;
-        f->job.image_width = w;
-      }
-      if (f->freeze) f->job.freeze_backbone = true;
-      if (f->include_top) f->job.include_top = true;
-      f->job.train_overrides = train_overrides(*f, *app);
-      outcome = run_train_job(f->job);
+    check_distributed_flags(*f, *app);
+    if (f->nproc_per_node > 0) return launch_ranks(*f);
+    std::optional<JoinedJob> joined;
+    if (f->distributed) {
+      DistributedJobOptions o;
+      o.timeout = std::chrono::milliseconds(static_cast<int64_t>(f->dist_timeout * 1000));
+      o.gloo_iface = f->gloo_iface;
+      o.device = f->job.device;
+      o.threads = f->job.threads;
+      joined = join_distributed_job(o);
+      f->job.group = joined->group.get();
+      f->job.device = joined->device;
+      f->job.threads = joined->threads;
     }
-    std::optional<fs::path> report;
-    if (!f->no_report) {
-      if (auto written = report_after_training(outcome)) report = written->html;
+    try {
+      return train(*f, *app);
+    } catch (const std::exception& e) {
+      if (joined) joined->report_failure(e.what());
+      throw;
     }
-    print_outcome(outcome, report, f->json);
-    return 0;
   };
   return {app, run};
 }
+
+
 
 }  // namespace tabby::cli

@@ -32,6 +32,11 @@ Command add_export(CLI::App& root);
 // "150" -> {150,150}; "150x120" -> {150,120} (height x width).
 std::pair<int64_t, int64_t> parse_image_size(const std::string& text);
 
+// The command line this process was started with (kept by main for
+// `train --nproc-per-node`, which starts the same command once per rank).
+void set_program_arguments(int argc, char** argv);
+const std::vector<std::string>& program_arguments();
+
 // Prints JSON to stdout (pretty).
 void print_json(const std::string& json_text);
 

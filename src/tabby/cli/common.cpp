@@ -26,6 +26,13 @@ std::pair<int64_t, int64_t> parse_image_size(const std::string& text) {
   return {parse(text.substr(0, x)), parse(text.substr(x + 1))};
 }
 
+namespace {
+std::vector<std::string> g_program_arguments;
+}
+
+void set_program_arguments(int argc, char** argv) { g_program_arguments.assign(argv, argv + argc); }
+const std::vector<std::string>& program_arguments() { return g_program_arguments; }
+
 void print_json(const std::string& json_text) {
   std::fputs(json_text.c_str(), stdout);
   std::fputc('\n', stdout);

@@ -16,8 +16,10 @@
 namespace {
 
 void print_error(const std::string& what, const std::string& hint) {
-  std::fprintf(stderr, "error: %s\n", what.c_str());
-  if (!hint.empty()) std::fprintf(stderr, "  hint: %s\n", hint.c_str());
+  // "[rank N] " in a data-parallel job, so each rank's error is told apart.
+  const char* prefix = tabby::log::prefix().c_str();
+  std::fprintf(stderr, "%serror: %s\n", prefix, what.c_str());
+  if (!hint.empty()) std::fprintf(stderr, "%s  hint: %s\n", prefix, hint.c_str());
 }
 
 std::size_t edit_distance(const std::string& a, const std::string& b) {
@@ -63,6 +65,7 @@ bool report_unknown_command(int argc, char** argv, const std::vector<tabby::cli:
 }  // namespace
 
 int main(int argc, char** argv) {
+  tabby::cli::set_program_arguments(argc, argv);
   CLI::App app{"tabby: train, evaluate and use image classifiers from folders of photos (C++/LibTorch)", "tabby"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("tabby ") + TABBY_VERSION);

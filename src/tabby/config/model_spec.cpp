@@ -368,13 +368,13 @@ std::string model_to_toml(const ModelSpec& spec) {
   for (const auto& l : spec.layers) {
     out += "\n[[layers]]\ntype = " + toml_inline_value(l.type) + "\nname = " + toml_inline_value(l.name) + "\n";
     for (auto it = l.params.begin(); it != l.params.end(); ++it) {
-      out += it.key() + " = " + toml_inline_value(it.value()) + "\n";
+      out += toml_key(it.key()) + " = " + toml_inline_value(it.value()) + "\n";
     }
   }
   if (!spec.train.empty()) {
     out += "\n[train]\n";
     for (auto it = spec.train.begin(); it != spec.train.end(); ++it) {
-      out += it.key() + " = " + toml_inline_value(it.value()) + "\n";
+      out += toml_key(it.key()) + " = " + toml_inline_value(it.value()) + "\n";
     }
   }
   return out;

@@ -2,6 +2,7 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <sstream>
 
 #include "tabby/config/toml_prescan.h"
@@ -82,7 +83,31 @@ void fill_table(toml::table& table, const nlohmann::json& object) {
   for (auto it = object.begin(); it != object.end(); ++it) insert_value(table, it.key(), it.value());
 }
 
+// A TOML basic string. JSON's escapes are valid TOML escapes; TOML also wants
+// DEL escaped, which JSON leaves as it is (0x7F is never part of a multi-byte
+// UTF-8 sequence, so replacing the byte is safe).
+std::string basic_string(const std::string& text) {
+  const std::string json_text = nlohmann::json(text).dump();
+  std::string out;
+  out.reserve(json_text.size());
+  for (char c : json_text) {
+    if (c == '\x7f') {
+      out += "\\u007f";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 }  // namespace
+
+std::string toml_key(const std::string& key) {
+  const bool bare = !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+  });
+  return bare ? key : basic_string(key);
+}
 
 nlohmann::json parse_toml_to_json(const std::string& text, const std::string& source) {
   check_toml_characters(text, source);  // what toml++ 3.3 mishandles (see the header)
@@ -103,7 +128,7 @@ std::string toml_inline_value(const nlohmann::json& v) {
     bool first = true;
     for (auto it = v.begin(); it != v.end(); ++it) {
       if (it.value().is_null()) continue;
-      out += (first ? "" : ", ") + it.key() + " = " + toml_inline_value(it.value());
+      out += (first ? "" : ", ") + toml_key(it.key()) + " = " + toml_inline_value(it.value());
       first = false;
     }
     return out + (first ? "}" : " }");
@@ -122,8 +147,8 @@ std::string toml_inline_value(const nlohmann::json& v) {
     }
     return s;
   }
-  // Strings: JSON escapes are valid TOML basic-string escapes.
-  return v.dump();
+  if (v.is_string()) return basic_string(v.get<std::string>());
+  return v.dump();  // integers and booleans
 }
 
 std::string json_to_toml(const nlohmann::json& object) {

@@ -20,4 +20,8 @@ std::string json_to_toml(const nlohmann::json& object);
 // tables ({ a = 1, b = "x" }). For hand-laid-out files such as model.toml.
 std::string toml_inline_value(const nlohmann::json& value);
 
+// A key as TOML text: bare when it is one (A-Za-z0-9_-, not empty), else a
+// quoted string with escapes, so "a.b", "two words" or "" stay one key.
+std::string toml_key(const std::string& key);
+
 }  // namespace tabby

@@ -30,19 +30,6 @@ Dataset subset(const Dataset& dataset, const std::vector<size_t>& indices) {
   return out;
 }
 
-Dataset take_per_class(const Dataset& dataset, size_t n_per_class) {
-  std::vector<size_t> taken_per_class(dataset.class_names.size(), 0);
-  std::vector<size_t> keep;
-  for (size_t i = 0; i < dataset.samples.size(); ++i) {
-    const int label = dataset.samples[i].label;
-    if (label < 0 || static_cast<size_t>(label) >= taken_per_class.size()) continue;
-    if (taken_per_class[static_cast<size_t>(label)]++ < n_per_class) keep.push_back(i);
-  }
-  Dataset out = subset(dataset, keep);
-  out.source = dataset.source + " (first " + std::to_string(n_per_class) + " per class)";
-  return out;
-}
-
 Dataset shuffled(const Dataset& dataset, uint64_t seed) {
   const uint64_t derived = derive_seed(seed, {static_cast<uint64_t>(SeedPurpose::shuffle_files)});
   return subset(dataset, seeded_permutation(dataset.samples.size(), derived));

@@ -41,10 +41,6 @@ std::string describe_skipped(const std::vector<SkippedFile>& skipped, size_t max
 // out of range throws tabby::Error.
 Dataset subset(const Dataset& dataset, const std::vector<size_t>& indices);
 
-// The first `n_per_class` samples of every class (fewer where a class has fewer),
-// keeping the dataset's order: a small, class-balanced slice for quick checks.
-Dataset take_per_class(const Dataset& dataset, size_t n_per_class);
-
 // The dataset in a seeded random order (Keras `shuffle=True, seed=...`). The
 // permutation is tabby::seeded_permutation (dataset/shuffle.h) of
 // derive_seed(seed, {SeedPurpose::shuffle_files}): the same on every platform.

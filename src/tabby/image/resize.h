@@ -33,8 +33,6 @@ void resize_bilinear_into(const Image& src, int width, int height, uint8_t* dst)
 // Resizes only the `region` of src (as if it had been cropped first).
 void resize_bilinear_region_into(const Image& src, const CropBox& region, int width, int height, uint8_t* dst);
 
-Image center_crop_to_aspect(const Image& src, int aspect_width, int aspect_height);
-
 // Decodes `path` (a JPEG at a reduced DCT scale when that still leaves at
 // least width x height pixels), optionally crops it to the target's aspect
 // ratio, and resizes it to exactly width x height into dst (width*height*3

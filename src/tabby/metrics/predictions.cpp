@@ -1,4 +1,4 @@
-// Per-sample prediction metrics: accuracy, argmax, log loss, top losses.
+// Per-sample prediction metrics: accuracy, log loss, top losses.
 #include "tabby/metrics/predictions.h"
 
 #include <fmt/format.h>
@@ -45,22 +45,6 @@ double accuracy(const std::vector<int>& y_true, const std::vector<int>& y_pred) 
   return static_cast<double>(correct) / static_cast<double>(y_true.size());
 }
 
-std::vector<int> argmax_rows(const std::vector<float>& probabilities, int num_classes) {
-  check_rows(probabilities, num_classes, "argmax");
-  const size_t rows = probabilities.size() / static_cast<size_t>(num_classes);
-  std::vector<int> out(rows, 0);
-  for (size_t r = 0; r < rows; ++r) {
-    const float* p = probabilities.data() + r * num_classes;
-    int best = -1;
-    for (int c = 0; c < num_classes; ++c) {
-      if (std::isnan(p[c])) continue;
-      if (best < 0 || p[c] > p[best]) best = c;
-    }
-    out[r] = std::max(best, 0);
-  }
-  return out;
-}
-
 std::vector<float> per_sample_log_loss(const std::vector<float>& probabilities, const std::vector<int>& y_true,
                                        int num_classes) {
   check_rows(probabilities, num_classes, "log loss");
@@ -82,31 +66,10 @@ std::vector<float> per_sample_log_loss(const std::vector<float>& probabilities, 
   return out;
 }
 
-double log_loss(const std::vector<float>& probabilities, const std::vector<int>& y_true, int num_classes) {
-  std::vector<float> losses = per_sample_log_loss(probabilities, y_true, num_classes);
-  if (losses.empty()) return 0.0;
-  double sum = 0;
-  for (float l : losses) sum += l;
-  return sum / static_cast<double>(losses.size());
-}
-
 std::vector<size_t> top_losses(const std::vector<float>& per_sample_loss, size_t k) {
   std::vector<size_t> all(per_sample_loss.size());
   std::iota(all.begin(), all.end(), size_t{0});
   return rank_descending(std::move(all), per_sample_loss, k);
-}
-
-std::vector<size_t> most_confident_mistakes(const std::vector<int>& y_true, const std::vector<int>& y_pred,
-                                            const std::vector<float>& confidence, size_t k) {
-  if (y_true.size() != y_pred.size() || y_true.size() != confidence.size()) {
-    throw Error(fmt::format("mistakes: {} labels, {} predictions, {} confidences differ in length", y_true.size(),
-                            y_pred.size(), confidence.size()));
-  }
-  std::vector<size_t> wrong;
-  for (size_t i = 0; i < y_true.size(); ++i) {
-    if (y_true[i] != y_pred[i]) wrong.push_back(i);
-  }
-  return rank_descending(std::move(wrong), confidence, k);
 }
 
 }  // namespace tabby::metrics

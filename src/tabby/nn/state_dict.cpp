@@ -108,12 +108,6 @@ TensorMap module_state(const torch::nn::Module& module, const std::string& prefi
   return out;
 }
 
-RawTensorMap module_state_raw(const torch::nn::Module& module, const std::string& prefix) {
-  RawTensorMap out;
-  for (auto& [name, tensor] : named_state(module)) out.emplace(prefix + name, to_raw(tensor));
-  return out;
-}
-
 std::string LoadReport::describe(size_t max_names) const {
   if (ok()) return "all " + std::to_string(loaded) + " tensors match";
   size_t budget = max_names;

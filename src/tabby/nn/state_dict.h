@@ -26,8 +26,6 @@ using TensorMap = std::map<std::string, torch::Tensor>;
 // with `prefix`). The tensors share storage with the module: convert with
 // to_raw (which copies) before the module changes if a snapshot is needed.
 TensorMap module_state(const torch::nn::Module& module, const std::string& prefix = "");
-// The same, converted for writing with tabby/weights (write_safetensors).
-RawTensorMap module_state_raw(const torch::nn::Module& module, const std::string& prefix = "");
 
 // What did not match when loading a state dict into a module.
 struct LoadReport {

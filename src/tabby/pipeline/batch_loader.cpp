@@ -15,6 +15,9 @@ constexpr uint64_t kEpochOrderPurpose = 0x45504f43;  // "EPOC"
 BatchLoader::BatchLoader(torch::Tensor source, torch::Tensor labels, LoaderOptions options)
     : source_(std::move(source)), labels_(std::move(labels)), options_(options) {
   if (options_.batch_size <= 0) throw UsageError("--batch-size must be positive");
+  if (options_.world < 1 || options_.rank < 0 || options_.rank >= options_.world) {
+    throw Error("batch loader: rank " + std::to_string(options_.rank) + " of " + std::to_string(options_.world));
+  }
   if (source_.size(0) != labels_.size(0)) throw Error("batch loader: inputs and labels differ in length");
   images_ = source_.scalar_type() == torch::kUInt8 && source_.dim() == 4 && source_.size(3) == 3;
   source_ = source_.contiguous();
@@ -34,7 +37,7 @@ BatchLoader::BatchLoader(torch::Tensor source, torch::Tensor labels, LoaderOptio
 BatchLoader::~BatchLoader() { stop(); }
 
 int64_t BatchLoader::num_batches() const {
-  const int64_t n = num_samples(), b = options_.batch_size;
+  const int64_t n = num_samples(), b = global_batch_size();
   return options_.drop_remainder ? n / b : (n + b - 1) / b;
 }
 
@@ -51,12 +54,16 @@ std::vector<int64_t> BatchLoader::epoch_order(int64_t epoch) const {
 }
 
 Batch BatchLoader::make_batch(const std::vector<int64_t>& order, int64_t batch_index) const {
-  const int64_t b = options_.batch_size;
-  const int64_t begin = batch_index * b;
-  const int64_t end = std::min<int64_t>(begin + b, static_cast<int64_t>(order.size()));
+  const int64_t global_begin = batch_index * global_batch_size();
+  const int64_t global_end = std::min<int64_t>(global_begin + global_batch_size(), static_cast<int64_t>(order.size()));
+  // This rank's contiguous part; parts differ by at most one row (the last step may be short).
+  const int64_t rows = global_end - global_begin, world = options_.world, rank = options_.rank;
+  const int64_t begin = global_begin + rows * rank / world;
+  const int64_t end = global_begin + rows * (rank + 1) / world;
   auto idx = torch::from_blob(const_cast<int64_t*>(order.data() + begin), {end - begin}, torch::kLong).clone();
   Batch batch;
   batch.indices = idx;
+  batch.global_rows = rows;
   if (source_.device() == options_.device && !options_.device.is_cpu()) {
     // Already resident (a feature cache on the GPU): gather there.
     auto idx_dev = idx.to(options_.device);

@@ -5,6 +5,12 @@
 //
 // The order of epoch e is a permutation drawn from derive_seed(seed, e), so a
 // run can be repeated, or resumed at any epoch, without saved RNG state.
+//
+// In a data-parallel job (sharded(rank, world)) every rank draws the same
+// order, a step takes the next world x batch_size rows of it (the global
+// batch) and each rank serves its contiguous part of those: the ranks' batches
+// of one step together are the batch one process with batch_size x world would
+// see, and every epoch deals the rows out anew.
 #pragma once
 
 #include <torch/torch.h>
@@ -23,6 +29,7 @@ struct Batch {
   torch::Tensor inputs;   // (B,3,H,W) float in [0,255], or (B,...) features; on the device
   torch::Tensor labels;   // (B,) int64 on the device
   torch::Tensor indices;  // (B,) int64 on the CPU: rows of the source
+  int64_t global_rows = 0;  // rows of this step over every rank (B without sharding)
 };
 
 struct LoaderOptions {
@@ -32,14 +39,23 @@ struct LoaderOptions {
   torch::Device device = torch::kCPU;
   int prefetch = 2;           // batches prepared ahead
   bool drop_remainder = false;
+  int rank = 0, world = 1;    // this rank's part of each global batch
+
+  // The same, as rank `rank` of `world` ranks serves it (see the header comment).
+  LoaderOptions sharded(int rank_, int world_) const {
+    LoaderOptions o = *this;
+    o.rank = rank_;
+    o.world = world_;
+    return o;
+  }
 
   // Reshuffled every epoch from `seed`: training.
   static LoaderOptions training(int64_t batch_size, uint64_t seed, const torch::Device& device) {
-    return {batch_size, true, seed, device, 2, false};
+    return {batch_size, true, seed, device, 2, false, 0, 1};
   }
   // Every row once, in order: evaluation, prediction, feature extraction.
   static LoaderOptions in_order(int64_t batch_size, const torch::Device& device) {
-    return {batch_size, false, 0, device, 2, false};
+    return {batch_size, false, 0, device, 2, false, 0, 1};
   }
 };
 
@@ -53,6 +69,8 @@ class BatchLoader {
   int64_t num_samples() const { return source_.size(0); }
   int64_t num_batches() const;
   int64_t batch_size() const { return options_.batch_size; }
+  // Rows of one step over every rank: batch_size x world.
+  int64_t global_batch_size() const { return options_.batch_size * options_.world; }
 
   // Rows of `epoch` in the order they will be served.
   std::vector<int64_t> epoch_order(int64_t epoch) const;

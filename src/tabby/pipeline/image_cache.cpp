@@ -38,6 +38,13 @@ uint64_t physical_memory_bytes() {
 ImageCache build_image_cache(const Dataset& dataset, const ImageCacheOptions& options) {
   if (options.height <= 0 || options.width <= 0) throw Error("image cache: the image size must be positive");
   const int64_t n = static_cast<int64_t>(dataset.samples.size());
+  if (n == 0 && options.allow_empty) {
+    ImageCache empty;
+    empty.class_names = dataset.class_names;
+    empty.images = torch::empty({0, options.height, options.width, 3}, torch::kUInt8);
+    empty.labels = torch::empty({0}, torch::kLong);
+    return empty;
+  }
   if (n == 0) throw Error("no images in " + dataset.source);
   const int64_t row_bytes = options.height * options.width * 3;
   const uint64_t need = static_cast<uint64_t>(n) * static_cast<uint64_t>(row_bytes);
@@ -105,6 +112,11 @@ ImageCache build_image_cache(const Dataset& dataset, const ImageCacheOptions& op
   }
   cache.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (progress) progress->finish(fmt::format("{:.0f} images/s", n / std::max(cache.seconds, 1e-9)));
+  if (kept == 0 && options.allow_empty) {
+    cache.images = torch::empty({0, options.height, options.width, 3}, torch::kUInt8);
+    cache.labels = torch::empty({0}, torch::kLong);
+    return cache;
+  }
   if (kept == 0) {
     throw Error("none of the " + std::to_string(n) + " files in " + dataset.source + " could be decoded (" +
                     describe_skipped(cache.skipped, 2) + ")",
@@ -112,7 +124,7 @@ ImageCache build_image_cache(const Dataset& dataset, const ImageCacheOptions& op
   }
   cache.images = kept == n ? images : images.narrow(0, 0, kept).clone();
   cache.labels = torch::tensor(labels, torch::kLong);
-  if (!cache.skipped.empty()) log::warn(describe_skipped(cache.skipped));
+  if (!cache.skipped.empty() && options.warn_skipped) log::warn(describe_skipped(cache.skipped));
   return cache;
 }
 

@@ -22,6 +22,10 @@ struct ImageCacheOptions {
   int threads = 0;              // 0: one per core
   std::string what = "images";  // for messages: "training images"
   bool progress = true;
+  // A share of a dataset (distributed/shard.h) may hold no decodable file:
+  // then an empty cache, and the skipped files left unprinted for the caller.
+  bool allow_empty = false;
+  bool warn_skipped = true;
 
   // Images as a model of input height x width sees them.
   static ImageCacheOptions model_input(int64_t height, int64_t width, bool crop_to_aspect, std::string what) {

@@ -5,7 +5,9 @@
 
 #include <fmt/format.h>
 
+#include "tabby/run/run_files.h"
 #include "tabby/util/error.h"
+#include "tabby/util/fs.h"
 #include "tabby/util/json_fields.h"
 
 namespace tabby {
@@ -88,6 +90,13 @@ std::vector<EpochRecord> history_from_csv(const std::string& text, const std::st
     out.push_back(r);
   }
   return out;
+}
+
+std::vector<EpochRecord> read_history_if_present(const std::filesystem::path& run_dir) {
+  const std::filesystem::path file = run_dir / run_files::kHistory;
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(file, ec)) return {};
+  return history_from_csv(read_file(file), file.string());
 }
 
 nlohmann::json history_to_json(const std::vector<EpochRecord>& history) {

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
 #include <limits>
 #include <string>
 #include <utility>
@@ -36,6 +37,8 @@ struct EpochRecord {
 std::string history_to_csv(const std::vector<EpochRecord>& history);
 // Parses history.csv; a malformed file is a tabby::Error naming `source`.
 std::vector<EpochRecord> history_from_csv(const std::string& text, const std::string& source);
+// RUN/history.csv parsed, or no epochs when the run has no such file (yet).
+std::vector<EpochRecord> read_history_if_present(const std::filesystem::path& run_dir);
 nlohmann::json history_to_json(const std::vector<EpochRecord>& history);
 // tabby::Error naming `source` when an entry is malformed.
 std::vector<EpochRecord> history_from_json(const nlohmann::json& j, const std::string& source);

@@ -141,6 +141,23 @@ RunResults run_results_from_json(const json& j, const std::string& source) {
   return r;
 }
 
+json to_json(const DistributedRun& d) {
+  return {{"backend", d.backend},           {"world_size", d.world_size},
+          {"batch_per_rank", d.batch_per_rank}, {"global_batch", d.global_batch},
+          {"world_sizes", d.world_sizes},   {"replicas_identical", d.replicas_identical}};
+}
+
+DistributedRun distributed_run_from_json(const json& j, const std::string& source) {
+  DistributedRun d;
+  d.backend = jf::optional<std::string>(j, "backend", "", source);
+  d.world_size = jf::optional<int>(j, "world_size", 1, source);
+  d.batch_per_rank = jf::optional<int64_t>(j, "batch_per_rank", 0, source);
+  d.global_batch = jf::optional<int64_t>(j, "global_batch", 0, source);
+  d.world_sizes = jf::optional<std::vector<int>>(j, "world_sizes", {}, source);
+  d.replicas_identical = jf::optional<bool>(j, "replicas_identical", false, source);
+  return d;
+}
+
 json to_json(const RunRecord& r) {
   json j = settings_json(r.settings);
   j["format"] = kFormat;
@@ -152,6 +169,7 @@ json to_json(const RunRecord& r) {
   if (r.decoded) put_decoded(j, *r.decoded);
   if (r.results) j["results"] = to_json(*r.results);
   if (!r.error.empty()) j["error"] = r.error;
+  if (r.distributed) j["distributed"] = to_json(*r.distributed);
   return j;
 }
 
@@ -176,6 +194,9 @@ RunRecord run_record_from_json(const json& j, const std::string& source) {
     r.results = run_results_from_json(results, source + " results");
   }
   r.error = jf::optional<std::string>(j, "error", "", source);
+  if (const json& d = jf::object(j, "distributed", source); !d.empty()) {
+    r.distributed = distributed_run_from_json(d, source + " distributed");
+  }
   return r;
 }
 

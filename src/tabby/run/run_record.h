@@ -6,6 +6,7 @@
 // Schema history:
 //   1  run.json as written by tabby before the record was typed (no "schema" key)
 //   2  the same fields plus "schema": 2
+//   3  "distributed": how a data-parallel run was launched (absent otherwise)
 // A file of a later schema than this build knows is refused with a hint to
 // upgrade; earlier ones are read and, when written back, carry today's schema.
 #pragma once
@@ -82,8 +83,18 @@ struct RunResults {
   std::optional<EvalSummary> test;
 };
 
+// How a data-parallel run was trained (train --distributed / --nproc-per-node).
+struct DistributedRun {
+  std::string backend;            // "gloo" or "nccl"
+  int world_size = 1;             // ranks of the latest launch
+  int64_t batch_per_rank = 0;     // --batch-size
+  int64_t global_batch = 0;       // batch_per_rank x world_size: the rows of one optimiser step
+  std::vector<int> world_sizes;   // of every launch, first to last (a resume may change it)
+  bool replicas_identical = false;  // checked at the end: every rank held bit-identical weights
+};
+
 struct RunRecord {
-  static constexpr int kSchema = 2;
+  static constexpr int kSchema = 3;
   std::string tabby_version;  // that created the run
   std::string created;        // ISO 8601 local time
   RunSettings settings;
@@ -92,6 +103,7 @@ struct RunRecord {
   std::optional<DecodedData> decoded;  // once training started
   std::optional<RunResults> results;   // once it finished
   std::string error;                   // why it failed (status failed)
+  std::optional<DistributedRun> distributed;  // a data-parallel run
 
   bool finished() const { return status == RunStatus::finished; }
 };
@@ -105,6 +117,8 @@ nlohmann::json to_json(const RunRecord& record);
 RunRecord run_record_from_json(const nlohmann::json& j, const std::string& source);
 
 nlohmann::json to_json(const RunResults& results);
+nlohmann::json to_json(const DistributedRun& run);
+DistributedRun distributed_run_from_json(const nlohmann::json& j, const std::string& source);
 RunResults run_results_from_json(const nlohmann::json& j, const std::string& source);
 
 // RUN/run.json, read and checked; a clear error when `dir` is not a run folder

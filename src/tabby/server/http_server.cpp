@@ -294,6 +294,12 @@ void Server::infer_routes() {
 
 void Server::install_limits() {
   http_.set_payload_max_length(body_limit());
+  // httplib closes a kept-alive connection after 5 requests by default: clients
+  // that post many images would reconnect every fifth.
+  http_.set_keep_alive_max_count(1000);
+  // A response goes out as two writes (head, then body): with Nagle's algorithm
+  // the body waits for the client's delayed ACK of the head, up to 40 ms.
+  http_.set_tcp_nodelay(true);
   http_.set_read_timeout(options_.read_timeout_seconds, 0);
   http_.set_write_timeout(options_.read_timeout_seconds, 0);
   int64_t batch_total = 0;

@@ -25,20 +25,16 @@ void write_checkpoint(const std::filesystem::path& file, const nn::NetworkImpl& 
   write_safetensors(file, tensors, {{kInfoKey, to_json(state).dump()}});
 }
 
-CheckpointData read_checkpoint(const std::filesystem::path& file) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(file, ec)) {
-    throw Error("no checkpoint at '" + file.string() + "'",
-                "the run has not finished an epoch yet; start it again without --resume");
-  }
-  SafetensorsFile st = read_safetensors(file);
+namespace {
+
+CheckpointData checkpoint_of(SafetensorsFile st, const std::string& source) {
   auto it = st.metadata.find(kInfoKey);
-  if (it == st.metadata.end()) throw Error("'" + file.string() + "' is not a tabby checkpoint");
+  if (it == st.metadata.end()) throw Error(source + " is not a tabby checkpoint");
   CheckpointData data;
   const auto meta = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
-  if (meta.is_discarded()) throw Error("'" + file.string() + "' has damaged checkpoint metadata (not JSON)");
+  if (meta.is_discarded()) throw Error(source + " has damaged checkpoint metadata (not JSON)");
   try {
-    data.state = trainer_state_from_json(meta, "'" + file.string() + "'");
+    data.state = trainer_state_from_json(meta, source);
   } catch (const Error& e) {
     throw Error(std::string("damaged checkpoint metadata: ") + e.what(), e.hint());
   }
@@ -50,8 +46,23 @@ CheckpointData read_checkpoint(const std::filesystem::path& file) {
       data.weights.emplace(name.substr(prefix.size()), nn::to_torch(raw));
     }
   }
-  if (data.optimizer_state.empty()) throw Error("'" + file.string() + "' lacks the optimizer state");
+  if (data.optimizer_state.empty()) throw Error(source + " lacks the optimizer state");
   return data;
+}
+
+}  // namespace
+
+CheckpointData read_checkpoint(const std::filesystem::path& file) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(file, ec)) {
+    throw Error("no checkpoint at '" + file.string() + "'",
+                "the run has not finished an epoch yet; start it again without --resume");
+  }
+  return checkpoint_of(read_safetensors(file), "'" + file.string() + "'");
+}
+
+CheckpointData parse_checkpoint(const std::string& bytes, const std::string& source) {
+  return checkpoint_of(parse_safetensors(bytes, source), source);
 }
 
 }  // namespace tabby

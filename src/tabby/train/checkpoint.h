@@ -24,5 +24,7 @@ void write_checkpoint(const std::filesystem::path& file, const nn::NetworkImpl& 
                       torch::optim::Optimizer& optimizer, const TrainerState& state);
 // Reads a checkpoint; a missing or damaged file is a tabby::Error.
 CheckpointData read_checkpoint(const std::filesystem::path& file);
+// The same from the file's bytes (sent by another rank); `source` names it in errors.
+CheckpointData parse_checkpoint(const std::string& bytes, const std::string& source);
 
 }  // namespace tabby

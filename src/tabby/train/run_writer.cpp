@@ -19,6 +19,27 @@ nn::TensorMap RunWriter::read_best_weights() const {
   return nn::to_torch(read_safetensors(dir_ / run_files::kBest).tensors);
 }
 
+CheckpointData RunWriter::read_checkpoint(Collective& group) const {
+  std::string bytes;
+  if (group.is_main()) {
+    read_checkpoint();  // a missing or damaged checkpoint is rank 0's error, with its message
+    bytes = read_file(dir_ / run_files::kCheckpoint);
+  }
+  bytes = group.broadcast_bytes(bytes);
+  return parse_checkpoint(bytes, "the checkpoint of rank 0");
+}
+
+nn::TensorMap RunWriter::read_best_weights(Collective& group) const {
+  std::error_code ec;
+  std::string bytes;
+  if (group.is_main() && writes() && fs::is_regular_file(dir_ / run_files::kBest, ec)) {
+    bytes = read_file(dir_ / run_files::kBest);
+  }
+  bytes = group.broadcast_bytes(bytes);
+  if (bytes.empty()) return {};
+  return nn::to_torch(parse_safetensors(bytes, "the best weights of rank 0").tensors);
+}
+
 void RunWriter::epoch_finished(const nn::NetworkImpl& net, torch::optim::Optimizer& optimizer,
                                const TrainerState& state, bool improved) const {
   if (!writes()) return;

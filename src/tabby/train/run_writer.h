@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include "tabby/config/train_options.h"
+#include "tabby/distributed/collective.h"
 #include "tabby/nn/network.h"
 #include "tabby/run/trainer_state.h"
 #include "tabby/train/checkpoint.h"
@@ -29,6 +30,11 @@ class RunWriter {
   CheckpointData read_checkpoint() const;
   // best.safetensors as last saved; empty when there is none.
   nn::TensorMap read_best_weights() const;
+  // The same two in a data-parallel job: rank 0, whose writer has the folder,
+  // reads the files and every rank gets their bytes (the other ranks may run
+  // on machines that do not see the run folder).
+  CheckpointData read_checkpoint(Collective& group) const;
+  nn::TensorMap read_best_weights(Collective& group) const;
 
   // After epoch state.epochs_done.
   void epoch_finished(const nn::NetworkImpl& net, torch::optim::Optimizer& optimizer, const TrainerState& state,

@@ -47,10 +47,47 @@ void apply_gradients(EpochTraining& t, const torch::Tensor& loss) {
   t.scaler.update(finite_gradients);
 }
 
+// A step of one rank in a data-parallel job. Each rank's loss is its rows' mean
+// scaled by its share of the global batch, so the summed gradients are those
+// of the global batch's mean loss: what one process would compute on it.
+void data_parallel_step(EpochTraining& t, const Batch& batch, int epoch, EpochMetrics& metrics, bool read_metrics) {
+  if (t.buffers) t.buffers->broadcast(*t.group);
+  const int64_t rows = batch.labels.size(0);
+  const auto device = batch.labels.device();
+  torch::Tensor stats = torch::zeros({2}, torch::TensorOptions().dtype(torch::kFloat64).device(device));
+  t.optimizer.zero_grad();
+  if (rows > 0) {
+    torch::Tensor logits;
+    {
+      AutocastScope autocast(t.precision, batch.inputs.device());
+      logits = t.net.forward_range(batch.inputs, t.first_layer, t.net.size());
+    }
+    logits = logits.to(torch::kFloat32);
+    const auto loss = t.net.loss(logits, batch.labels);
+    const double share = static_cast<double>(rows) / static_cast<double>(batch.global_rows);
+    t.scaler.scale_loss(loss * share).backward();
+    const auto correct = t.net.predicted_classes(logits.detach()).eq(batch.labels).sum();
+    stats = torch::stack({loss.detach().to(torch::kFloat64) * static_cast<double>(rows), correct.to(torch::kFloat64)});
+  }
+  t.gradients->sum(*t.group, stats);
+  metrics.add(stats[0] / static_cast<double>(batch.global_rows), stats[1], batch.global_rows);
+  if (read_metrics) stop_if_diverged(t, metrics.read(), epoch);
+  const bool finite_gradients = t.scaler.unscale_and_check(t.params);
+  if (finite_gradients) t.optimizer.step();
+  t.scaler.update(finite_gradients);
+}
+
 }  // namespace
 
 void train_step(EpochTraining& t, const Batch& batch, int epoch, int64_t step, EpochMetrics& metrics,
                 bool read_metrics) {
+  if (t.group) {
+    // Each rank draws its own dropout masks and augmentations.
+    torch::manual_seed(derive_seed(t.seed, {kStepSeedPurpose, static_cast<uint64_t>(epoch),
+                                            static_cast<uint64_t>(step - 1), static_cast<uint64_t>(t.group->rank())}));
+    data_parallel_step(t, batch, epoch, metrics, read_metrics);
+    return;
+  }
   torch::manual_seed(
       derive_seed(t.seed, {kStepSeedPurpose, static_cast<uint64_t>(epoch), static_cast<uint64_t>(step - 1)}));
   const auto loss = forward_loss(t, batch, metrics);

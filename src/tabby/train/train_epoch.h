@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "tabby/distributed/collective.h"
+#include "tabby/distributed/replica_sync.h"
 #include "tabby/nn/network.h"
 #include "tabby/pipeline/batch_loader.h"
 #include "tabby/train/epoch_metrics.h"
@@ -27,6 +29,11 @@ struct EpochTraining {
   uint64_t seed = 0;       // the run's; each step's random draws derive from (seed, epoch, step)
   int64_t read_every = 1;  // steps between reading metrics back from the device
   double lr = 0;           // for the hint when training diverges
+  // Data parallel (all three set): this rank's part of each global batch, its
+  // gradients summed over the ranks before the update (distributed/replica_sync.h).
+  Collective* group = nullptr;
+  GradientSync* gradients = nullptr;
+  BufferSync* buffers = nullptr;
 };
 
 struct EpochTotals {
@@ -37,6 +44,8 @@ struct EpochTotals {
 // One step on `batch` (1-based `step` of `epoch`); its loss and correct count go
 // into `metrics`. With `read_metrics` they are read back before the update, and a
 // loss that is not finite stops training there (a tabby::Error naming epoch and step).
+// Data parallel, the loss and counts are those of the global batch, the same on
+// every rank, so every rank takes the same decision.
 void train_step(EpochTraining& t, const Batch& batch, int epoch, int64_t step, EpochMetrics& metrics,
                 bool read_metrics);
 

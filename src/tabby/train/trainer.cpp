@@ -12,6 +12,8 @@
 
 #include <fmt/format.h>
 
+#include "tabby/distributed/replica_sync.h"
+#include "tabby/distributed/shard.h"
 #include "tabby/pipeline/batch_loader.h"
 #include "tabby/run/run_files.h"
 #include "tabby/train/callbacks.h"
@@ -20,9 +22,11 @@
 #include "tabby/train/evaluate.h"
 #include "tabby/train/optimizer.h"
 #include "tabby/train/precision.h"
+#include "tabby/train/run.h"
 #include "tabby/train/run_writer.h"
 #include "tabby/train/train_epoch.h"
 #include "tabby/util/error.h"
+#include "tabby/util/fs.h"
 #include "tabby/util/log.h"
 #include "tabby/util/progress.h"
 
@@ -73,15 +77,21 @@ struct EpochSources {
   size_t prefix = 0;                // layers already applied to the sources
 };
 
+// Each rank of a data-parallel job computes its share of the rows (distributed/shard.h).
+torch::Tensor prefix_outputs(nn::NetworkImpl& net, const torch::Tensor& images, size_t prefix, const TrainOptions& o,
+                             const torch::Device& device, const std::string& what, Collective* group) {
+  if (group) return compute_prefix_outputs_sharded(net, images, prefix, device, o.batch_size, what, *group);
+  return compute_prefix_outputs(net, images, prefix, device, o.batch_size, what);
+}
+
 EpochSources feature_cache_sources(nn::NetworkImpl& net, const ImageCache& train, const ImageCache* validation,
-                                   size_t prefix, const TrainOptions& o, const torch::Device& device) {
+                                   size_t prefix, const TrainOptions& o, const torch::Device& device,
+                                   Collective* group) {
   const auto t0 = std::chrono::steady_clock::now();
   EpochSources s;
   s.prefix = prefix;
-  s.train = compute_prefix_outputs(net, train.images, prefix, device, o.batch_size, "training images");
-  if (validation) {
-    s.validation = compute_prefix_outputs(net, validation->images, prefix, device, o.batch_size, "validation images");
-  }
+  s.train = prefix_outputs(net, train.images, prefix, o, device, "training images", group);
+  if (validation) s.validation = prefix_outputs(net, validation->images, prefix, o, device, "validation images", group);
   log::infof("feature cache: the frozen backbone's outputs were computed once ({} images, {}); each epoch "
              "trains only the layers after it",
              train.size() + (validation ? validation->size() : 0), format_duration(seconds_since(t0)));
@@ -89,13 +99,13 @@ EpochSources feature_cache_sources(nn::NetworkImpl& net, const ImageCache& train
 }
 
 EpochSources prepare_sources(nn::NetworkImpl& net, const ImageCache& train, const ImageCache* validation,
-                             const TrainOptions& o, const torch::Device& device) {
+                             const TrainOptions& o, const torch::Device& device, Collective* group) {
   const size_t prefix = o.feature_cache == Toggle::off ? 0 : net.cacheable_prefix();
   if (o.feature_cache == Toggle::on && prefix == 0) {
     log::warn("--feature-cache on: not possible for this model (augmentation before the backbone, or a "
               "trainable backbone); computing every layer every epoch");
   }
-  if (prefix > 0) return feature_cache_sources(net, train, validation, prefix, o, device);
+  if (prefix > 0) return feature_cache_sources(net, train, validation, prefix, o, device, group);
   EpochSources s{train.images, validation ? validation->images : torch::Tensor(), 0};
   // Decoded images that fit comfortably live on the GPU: a batch is then a gather
   // there, with no host copy per step. Larger sets stream from pinned host memory.
@@ -118,6 +128,7 @@ struct PhaseRun {
   ReduceLrOnPlateau plateau;
   EpochSources sources;
   std::unique_ptr<BatchLoader> train_loader, val_loader;
+  std::unique_ptr<GradientSync> gradients;  // data parallel only
 };
 
 class Trainer {
@@ -136,6 +147,8 @@ class Trainer {
   void save_epoch(PhaseRun& p, int epoch, bool improved);
   void stop_early(const Phase& phase, int epoch);
   void unfreeze_for_fine_tuning();
+  std::unique_ptr<BatchLoader> validation_loader(const EpochSources& sources) const;
+  void check_replicas();
   void finish();
 
   nn::NetworkImpl& net_;
@@ -194,7 +207,7 @@ Trainer::Trainer(nn::NetworkImpl& net, const ImageCache& train, const ImageCache
 }
 
 void Trainer::resume() {
-  resumed_ = writer_.read_checkpoint();
+  resumed_ = ctx_.group ? writer_.read_checkpoint(*ctx_.group) : writer_.read_checkpoint();
   state_ = resumed_->state;
   best_.restore(state_.best);
   scaler_.restore(state_.loss_scaler);
@@ -202,7 +215,7 @@ void Trainer::resume() {
   // detector's memory lets a run interrupted between its two epochs still warn.
   collapse_ = CollapseDetector(validation_ ? validation_->class_counts() : std::vector<int64_t>{},
                                validation_ ? validation_->class_names : std::vector<std::string>{}, state_.collapse);
-  best_weights_ = writer_.read_best_weights();
+  best_weights_ = ctx_.group ? writer_.read_best_weights(*ctx_.group) : writer_.read_best_weights();
   log::infof("resuming after epoch {}/{} from {}", state_.epochs_done, total_epochs_,
              (ctx_.run_dir / run_files::kCheckpoint).string());
 }
@@ -244,6 +257,7 @@ std::unique_ptr<PhaseRun> Trainer::start_phase(const Phase& phase) {
     // After the phase's freezing, so parameters and batch-norm modes match the checkpoint's.
     net_.load_named_state(resumed_->weights, /*strict=*/true);
   }
+  if (ctx_.group) broadcast_model(net_, *ctx_.group);
   auto params = trainable_parameters(net_);
   auto optimizer = make_optimizer(options_, phase.lr, params);
   auto p = std::unique_ptr<PhaseRun>(new PhaseRun{phase, std::move(params), std::move(optimizer), phase.lr,
@@ -256,15 +270,25 @@ std::unique_ptr<PhaseRun> Trainer::start_phase(const Phase& phase) {
     p->plateau.restore(state_.reduce_lr);
   }
   resumed_.reset();
-  p->sources = prepare_sources(net_, train_, validation_, options_, ctx_.device);
+  p->sources = prepare_sources(net_, train_, validation_, options_, ctx_.device, ctx_.group);
   result_.feature_cache_used = result_.feature_cache_used || p->sources.prefix > 0;
-  p->train_loader = std::make_unique<BatchLoader>(p->sources.train, train_.labels,
-                                                  LoaderOptions::training(options_.batch_size, options_.seed, ctx_.device));
-  if (validation_) {
-    p->val_loader = std::make_unique<BatchLoader>(p->sources.validation, validation_->labels,
-                                                  LoaderOptions::in_order(options_.batch_size, ctx_.device));
+  LoaderOptions training = LoaderOptions::training(options_.batch_size, options_.seed, ctx_.device);
+  if (ctx_.group) {
+    training = training.sharded(ctx_.group->rank(), ctx_.group->world_size());
+    p->gradients = std::make_unique<GradientSync>(p->params);
   }
+  p->train_loader = std::make_unique<BatchLoader>(p->sources.train, train_.labels, training);
+  if (validation_) p->val_loader = validation_loader(p->sources);
   return p;
+}
+
+// Validation after each epoch; data parallel, each rank evaluates its share of the rows.
+std::unique_ptr<BatchLoader> Trainer::validation_loader(const EpochSources& sources) const {
+  const auto options = LoaderOptions::in_order(options_.batch_size, ctx_.device);
+  if (!ctx_.group) return std::make_unique<BatchLoader>(sources.validation, validation_->labels, options);
+  const RowRange mine = shard_rows(sources.validation.size(0), ctx_.group->rank(), ctx_.group->world_size());
+  return std::make_unique<BatchLoader>(sources.validation.narrow(0, mine.begin, mine.size()),
+                                       validation_->labels.narrow(0, mine.begin, mine.size()), options);
 }
 
 // One epoch: train, validate, callbacks, files. True when training should stop.
@@ -273,6 +297,14 @@ bool Trainer::run_epoch(PhaseRun& p, int epoch) {
   ProgressLine progress(fmt::format("epoch {}/{}", epoch, total_epochs_), p.train_loader->num_batches());
   EpochTraining training{net_,        *p.optimizer,   scaler_,          p.params, precision_, p.sources.prefix,
                          options_.seed, ctx_.device.is_cuda() ? 16 : 1, p.lr};
+  std::optional<BufferSync> buffers;
+  if (ctx_.group) {
+    net_.train();  // which batch-norm layers update their statistics depends on the mode
+    buffers.emplace(net_, p.sources.prefix);
+    training.group = ctx_.group;
+    training.gradients = p.gradients.get();
+    training.buffers = &*buffers;
+  }
   const EpochTotals totals = train_one_epoch(training, *p.train_loader, epoch, progress);
   EpochRecord rec;
   rec.epoch = epoch;
@@ -301,7 +333,8 @@ bool Trainer::run_epoch(PhaseRun& p, int epoch) {
 // Validation metrics into `rec`; the collapse warning to give, if this epoch completes a streak.
 std::optional<std::string> Trainer::validate_epoch(PhaseRun& p, int epoch, EpochRecord& rec) {
   if (!validation_) return std::nullopt;
-  const EvalResult v = evaluate_network(net_, *p.val_loader, p.sources.prefix, /*keep_outputs=*/false, precision_);
+  EvalResult v = evaluate_network(net_, *p.val_loader, p.sources.prefix, /*keep_outputs=*/false, precision_);
+  if (ctx_.group) v = sum_evaluations(v, static_cast<int64_t>(validation_->class_names.size()), *ctx_.group);
   rec.val_loss = v.loss;
   rec.val_accuracy = v.accuracy;
   return collapse_.observe(epoch, v.predicted_counts, v.count, v.accuracy);
@@ -344,6 +377,20 @@ void Trainer::stop_early(const Phase& phase, int epoch) {
   }
 }
 
+// Every rank must end with the same weights: each one's digest is compared with rank 0's.
+void Trainer::check_replicas() {
+  const std::vector<std::string> digests = ctx_.group->allgather_bytes(model_digest(net_));
+  for (size_t r = 1; r < digests.size(); ++r) {
+    if (digests[r] != digests[0]) {
+      throw Error(fmt::format("rank {}'s weights differ from rank 0's after training (digest {} vs {})", r,
+                              digests[r].substr(0, 12), digests[0].substr(0, 12)),
+                  "this is a bug in tabby's data-parallel training; please report it with the command");
+    }
+  }
+  result_.replicas_identical = true;
+  log::infof("all {} ranks hold identical weights (SHA-256 {})", digests.size(), digests[0].substr(0, 16));
+}
+
 void Trainer::finish() {
   if (resumed_) {
     // Every epoch had finished before the interruption (it came while the final
@@ -362,7 +409,14 @@ void Trainer::finish() {
                best_.best());
   }
   writer_.save_kept_weights(net_, result_.kept);
-  if (validation_ && last_sources_.validation.defined()) {
+  if (ctx_.group) check_replicas();
+  if (ctx_.group && !ctx_.rank_weights_dir.empty()) {
+    ensure_directory(ctx_.rank_weights_dir);
+    save_weights(ctx_.rank_weights_dir / fmt::format("rank{}.safetensors", ctx_.group->rank()), net_);
+  }
+  // The kept weights' outputs are for the run's report, which rank 0 writes.
+  const bool reports = !ctx_.group || ctx_.group->is_main();
+  if (reports && validation_ && last_sources_.validation.defined()) {
     BatchLoader loader(last_sources_.validation, validation_->labels,
                        LoaderOptions::in_order(options_.batch_size, ctx_.device));
     result_.validation = evaluate_network(net_, loader, last_sources_.prefix, /*keep_outputs=*/true, precision_);

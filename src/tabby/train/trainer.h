@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "tabby/config/train_options.h"
+#include "tabby/distributed/collective.h"
 #include "tabby/nn/network.h"
 #include "tabby/pipeline/image_cache.h"
 #include "tabby/train/evaluate.h"
@@ -39,8 +40,12 @@ struct FitResult {
   int collapsed_epoch = 0;
   // The validation data evaluated with the weights the network holds at the end
   // (outputs kept), from the last phase's feature cache when it had one; empty
-  // when no epoch ran in this process or there is no validation data.
+  // when no epoch ran in this process or there is no validation data, and on
+  // every rank of a data-parallel job but rank 0.
   std::optional<EvalResult> validation;
+  // Data parallel: every rank's digest of its final weights matched (checked
+  // by all ranks together; a mismatch is an error).
+  bool replicas_identical = false;
 };
 
 struct FitContext {
@@ -51,6 +56,11 @@ struct FitContext {
   bool resume = false;
   // Test hook: stop (as if killed) after this many epochs of this process; 0: never.
   int stop_after_epochs = 0;
+  // Data-parallel training with the other ranks of this group; null: this
+  // process alone. Only rank 0 should be given a run_dir.
+  Collective* group = nullptr;
+  // Test hook: each rank also saves its final weights as rank<N>.safetensors here.
+  std::filesystem::path rank_weights_dir;
 };
 
 // Trains `net` (already on ctx.device, pretrained weights loaded) on `train`,

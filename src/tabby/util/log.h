@@ -10,6 +10,13 @@ namespace tabby::log {
 
 void set_quiet(bool quiet);
 bool quiet();
+// Put before every warning and error line ("[rank 1] " in a distributed job, so
+// a person can tell the processes' messages apart).
+void set_prefix(const std::string& prefix);
+const std::string& prefix();
+// Off: warnings are not printed either (only errors), for the ranks of a
+// data-parallel job whose warnings rank 0 already gives.
+void set_warnings(bool on);
 
 // One informational line on stderr.
 void info(const std::string& line);

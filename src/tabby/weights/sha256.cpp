@@ -53,12 +53,6 @@ std::string Sha256::hex_digest() {
   return to_hex(md, len);
 }
 
-std::string sha256_hex(const std::string& bytes) {
-  Sha256 h;
-  h.update(bytes);
-  return h.hex_digest();
-}
-
 std::string sha256_file_hex(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {

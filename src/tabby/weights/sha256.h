@@ -10,11 +10,8 @@
 
 namespace tabby {
 
-// Lower-case hex digest (64 characters).
-std::string sha256_hex(const std::string& bytes);
-
-// Digest of a file's content, read in chunks; throws tabby::Error when the file
-// cannot be read.
+// Lower-case hex digest (64 characters) of a file's content, read in chunks;
+// throws tabby::Error when the file cannot be read.
 std::string sha256_file_hex(const std::filesystem::path& path);
 
 // Incremental hashing, for data that arrives in pieces.
@@ -25,7 +22,7 @@ class Sha256 {
   Sha256(const Sha256&) = delete;
   Sha256& operator=(const Sha256&) = delete;
   void update(std::string_view bytes);
-  std::string hex_digest();  // finishes; call once
+  std::string hex_digest();  // lower-case hex (64 characters); finishes, call once
 
  private:
   struct State;

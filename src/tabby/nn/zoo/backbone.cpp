@@ -5,7 +5,6 @@
 #include "tabby/config/backbone_table.h"
 #include "tabby/nn/zoo/archs.h"
 #include "tabby/util/error.h"
-#include "tabby/weights/weights_file.h"
 
 #include <functional>
 
@@ -134,15 +133,6 @@ LoadReport load_backbone_state(BackboneImpl& backbone, const TensorMap& state, b
     if (!is_top) without_top.emplace(name, tensor);
   }
   return load_module_state(backbone, without_top, strict);
-}
-
-LoadReport load_backbone_file(BackboneImpl& backbone, const std::filesystem::path& path, bool strict) {
-  const RawTensorMap raw = read_weights_file(path);  // its errors name the file
-  try {
-    return load_backbone_state(backbone, to_torch(raw), strict);
-  } catch (const Error& e) {
-    throw Error(path.string() + ": " + e.what(), e.hint());
-  }
 }
 
 }  // namespace tabby::nn

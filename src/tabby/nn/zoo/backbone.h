@@ -113,8 +113,4 @@ std::vector<std::string> backbone_archs();
 // else is missing, unexpected or of the wrong shape; nothing is copied then.
 LoadReport load_backbone_state(BackboneImpl& backbone, const TensorMap& state, bool strict);
 
-// The same from a weights file (safetensors or torch.save zip .pth); errors
-// name the file.
-LoadReport load_backbone_file(BackboneImpl& backbone, const std::filesystem::path& path, bool strict);
-
 }  // namespace tabby::nn

@@ -1,0 +1,88 @@
+#include "tabby/distributed/shard.h"
+
+#include <nlohmann/json.hpp>
+
+#include <numeric>
+
+#include "tabby/util/error.h"
+#include "tabby/util/log.h"
+
+namespace tabby {
+
+namespace {
+
+// Paths and skipped files of one rank's share, as JSON bytes.
+std::string share_files_json(const ImageCache& c) {
+  nlohmann::json j;
+  j["paths"] = nlohmann::json::array();
+  for (const auto& p : c.paths) j["paths"].push_back(p.string());
+  j["skipped"] = nlohmann::json::array();
+  for (const auto& s : c.skipped) j["skipped"].push_back({s.path.string(), s.reason});
+  return j.dump();
+}
+
+}  // namespace
+
+RowRange shard_rows(int64_t n, int rank, int world) {
+  return {n * rank / world, n * (rank + 1) / world};
+}
+
+ImageCache build_image_cache_sharded(const Dataset& dataset, const ImageCacheOptions& options, Collective& group) {
+  const RowRange mine = shard_rows(static_cast<int64_t>(dataset.size()), group.rank(), group.world_size());
+  std::vector<size_t> rows(static_cast<size_t>(mine.size()));
+  std::iota(rows.begin(), rows.end(), static_cast<size_t>(mine.begin));
+  ImageCacheOptions o = options;
+  o.allow_empty = true;  // a share may hold only broken files; the whole set decides
+  o.warn_skipped = false;
+  ImageCache share = build_image_cache(subset(dataset, rows), o);
+
+  ImageCache all;
+  all.class_names = dataset.class_names;
+  all.images = group.allgather_rows(share.images);
+  all.labels = group.allgather_rows(share.labels);
+  for (const std::string& bytes : group.allgather_bytes(share_files_json(share))) {
+    const auto j = nlohmann::json::parse(bytes);
+    for (const auto& p : j["paths"]) all.paths.emplace_back(p.get<std::string>());
+    for (const auto& s : j["skipped"]) all.skipped.push_back({s[0].get<std::string>(), s[1].get<std::string>()});
+  }
+  all.seconds = share.seconds;
+  if (all.size() == 0) {
+    throw Error("none of the " + std::to_string(dataset.size()) + " files in " + dataset.source +
+                    " could be decoded (" + describe_skipped(all.skipped, 2) + ")",
+                "check that the folder holds JPEG, PNG, BMP or GIF images");
+  }
+  if (!all.skipped.empty()) log::warn(describe_skipped(all.skipped));
+  return all;
+}
+
+torch::Tensor compute_prefix_outputs_sharded(nn::NetworkImpl& net, const torch::Tensor& images, size_t prefix,
+                                             const torch::Device& device, int64_t batch_size, const std::string& what,
+                                             Collective& group) {
+  const RowRange mine = shard_rows(images.size(0), group.rank(), group.world_size());
+  torch::Tensor share = compute_prefix_outputs(net, images.narrow(0, mine.begin, mine.size()), prefix, device,
+                                               batch_size, what);
+  return group.allgather_rows(share);
+}
+
+EvalResult sum_evaluations(const EvalResult& local, int64_t num_classes, Collective& group) {
+  const int64_t classes = num_classes;
+  auto sums = torch::zeros({3 + classes}, torch::kFloat64);
+  sums[0] = local.loss * static_cast<double>(local.count);
+  sums[1] = local.accuracy * static_cast<double>(local.count);
+  sums[2] = static_cast<double>(local.count);
+  for (int64_t k = 0; k < classes && k < static_cast<int64_t>(local.predicted_counts.size()); ++k) {
+    sums[3 + k] = static_cast<double>(local.predicted_counts[k]);
+  }
+  std::vector<torch::Tensor> t = {sums};
+  group.allreduce_sum(t);
+  EvalResult r;
+  r.count = static_cast<int64_t>(std::llround(sums[2].item<double>()));
+  if (r.count > 0) {
+    r.loss = sums[0].item<double>() / static_cast<double>(r.count);
+    r.accuracy = std::llround(sums[1].item<double>()) / static_cast<double>(r.count);
+  }
+  for (int64_t k = 0; k < classes; ++k) r.predicted_counts.push_back(std::llround(sums[3 + k].item<double>()));
+  return r;
+}
+
+}  // namespace tabby
