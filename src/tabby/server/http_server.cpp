@@ -23,6 +23,9 @@ namespace tabby::server {
 
 namespace {
 
+constexpr const char* kBodyTooLarge = "the body is larger than this server takes (--max-body-mb)";
+
+
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
@@ -220,7 +223,7 @@ json Server::predictions_body(ServedModel& m, const httplib::Request& req, const
 [[noreturn]] void body_unread() {
   // httplib stops reading a body over the limit (the one way reading fails while
   // the client still listens), so that is what the client is told.
-  throw serve::RequestError(413, "the body is larger than this server takes (--max-body-mb)");
+  throw serve::RequestError(413, kBodyTooLarge);
 }
 
 // `limit` again here: httplib checks a Content-Length, not a chunked body.
@@ -307,14 +310,23 @@ void Server::install_limits() {
   const int threads = options_.http_threads > 0 ? options_.http_threads
                                                 : static_cast<int>(std::max<int64_t>(16, 2 * batch_total));
   http_.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
-  http_.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+  http_.set_pre_routing_handler([limit = body_limit()](const httplib::Request& req, httplib::Response& res) {
     t_request_start = Clock::now();
+    // Refused from the head, before any of the body is read (httplib would read
+    // and discard it all first): the client learns at once and is told to hang up.
+    if (req.has_header("Content-Length") &&
+        std::strtoull(req.get_header_value("Content-Length").c_str(), nullptr, 10) > limit) {
+      res.status = 413;
+      res.set_header("Connection", "close");
+      res.set_content(serve::error_body(kBodyTooLarge).dump(), "application/json");
+      return httplib::Server::HandlerResponse::Handled;
+    }
     return httplib::Server::HandlerResponse::Unhandled;
   });
   http_.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
     const std::string message = res.status == 404   ? "no route " + req.method + " " + req.path + " (see GET /v2)"
-                                : res.status == 413 ? "the body is larger than this server takes (--max-body-mb)"
+                                : res.status == 413 ? kBodyTooLarge
                                                     : fmt::format("HTTP {}", res.status);
     res.set_content(serve::error_body(message).dump(), "application/json");
   });
