@@ -53,6 +53,8 @@ PACKAGES=(
   python3-onnx python3-opencv python3-pip
   # the Debian 13 build's root (scripts/test-debian13.sh) and the package's install test (scripts/test-deb.sh)
   debootstrap debian-archive-keyring
+  # network namespaces as two machines in the data-parallel test (tests/distributed/two_hosts.sh)
+  iproute2
 )
 
 missing=()

@@ -195,8 +195,9 @@ TEST(DistributedLoader, TheRanksBatchesOfAStepAreTheGlobalBatchOfOneProcess) {
 }
 
 #ifdef TABBY_HAVE_C10D
-// Runs `body(group)` as ranks 0 and 1 of a job, in two threads of this process.
-void with_two_ranks(const std::function<void(Collective&)>& body) {
+// Runs `body(group)` as ranks 0 and 1 of a job, in two threads of this process;
+// false (and the errors reported) when either failed.
+bool with_two_ranks(const std::function<void(Collective&)>& body) {
   const uint16_t port = free_tcp_port("127.0.0.1");
   std::vector<std::string> errors(2);
   auto rank = [&](int r) {
@@ -220,6 +221,7 @@ void with_two_ranks(const std::function<void(Collective&)>& body) {
   other.join();
   EXPECT_EQ(errors[0], "");
   EXPECT_EQ(errors[1], "");
+  return errors[0].empty() && errors[1].empty();
 }
 #endif
 
@@ -230,7 +232,7 @@ TEST(C10dGroup, CollectivesOfTwoRanks) {
   std::vector<std::string> big(2);
   std::vector<std::vector<std::string>> texts(2);
   std::vector<EvalResult> evals(2);
-  with_two_ranks([&](Collective& g) {
+  ASSERT_TRUE(with_two_ranks([&](Collective& g) {
     const int r = g.rank();
     // Rank 0 has three rows, rank 1 none: uneven shares are the normal case.
     const auto rows = r == 0 ? torch::arange(6, torch::kUInt8).view({3, 2}) : torch::empty({0, 2}, torch::kUInt8);
@@ -249,7 +251,7 @@ TEST(C10dGroup, CollectivesOfTwoRanks) {
     e.accuracy = 0.75;
     if (r == 0) e.predicted_counts = {3, 1, 0};
     evals[r] = sum_evaluations(e, 3, g);
-  });
+  }));
   for (int r = 0; r < 2; ++r) {
     SCOPED_TRACE("rank " + std::to_string(r));
     EXPECT_TRUE(torch::equal(gathered[r], torch::arange(6, torch::kUInt8).view({3, 2})));

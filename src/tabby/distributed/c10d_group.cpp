@@ -125,6 +125,11 @@ struct C10dGroup::Impl {
     o.numWorkers = static_cast<size_t>(env.world_size);
     o.waitWorkers = false;
     o.timeout = options.timeout;
+#if TABBY_TORCH_AT_LEAST(2, 2)
+    // LibTorch 2.4 made the libuv server the default, which Debian's LibTorch is
+    // built without; the classic one is in every build.
+    o.useLibUV = false;
+#endif
     return c10::make_intrusive<c10d::TCPStore>(env.master_addr, o);
   }
 
