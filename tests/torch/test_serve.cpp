@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -24,6 +25,13 @@
 
 namespace tabby {
 namespace {
+
+// A client writing to a connection the server closed gets EPIPE, not a signal
+// that ends the test (Debian 13's httplib does not pass MSG_NOSIGNAL).
+const bool kSigpipeIgnored = [] {
+  signal(SIGPIPE, SIG_IGN);
+  return true;
+}();
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -241,8 +249,16 @@ TEST_F(ServeTest, MistakesGetJsonErrorsWithTheirStatus) {
   expect_error(c.Post("/v2/models/cats/infer", "{\"inputs\": [", "application/json"), 400, "not valid JSON");
   expect_error(c.Post("/v2/models/cats/infer", R"({"inputs": [{"shape": [1, 3, 8, 8], "datatype": "FP32", "data": []}]})",
                       "application/json"), 400, "[N, 3, 16, 16]");
+  // An httplib client sends the whole body before it reads: the server has
+  // answered 413 from the head (AnUploadOverTheLimitIsRefusedFromItsHead), and
+  // depending on httplib's version the client reads that answer or finds the
+  // connection closed under its feet.
   const std::string big(2 * 1024 * 1024, 'x');
-  expect_error(c.Post("/predictions/cats", big, "image/jpeg"), 413, "larger than this server takes");
+  if (auto r = c.Post("/predictions/cats", big, "image/jpeg")) {
+    expect_error(r, 413, "larger than this server takes");
+  } else {
+    EXPECT_TRUE(r.error() == httplib::Error::Write || r.error() == httplib::Error::Read) << httplib::to_string(r.error());
+  }
   const Image huge(40, 40);  // 1,600 pixels, over the 500 allowed here
   expect_error(c.Post("/predictions/cats", encode_png(huge), "image/png"), 400, "40x40 pixels");
   const std::string image = read_file(images().front());
