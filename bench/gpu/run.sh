@@ -138,6 +138,8 @@ if has_step build; then
     [[ $pets == 1 ]] && tests_on=OFF
     cmake_args+=(-DCMAKE_PREFIX_PATH="$prefix" -DTABBY_BUILD_TESTS="$tests_on" -DCMAKE_POLICY_VERSION_MINIMUM=3.5)
     [[ -d third_party/include/toml++ ]] || say "WARNING: third_party/include/toml++ missing (bench/gpu/prepare_carry.sh)"
+    # Data-parallel training: gloo's headers matching the machine's PyTorch 2.x (carried).
+    [[ -d third_party/include/gloo ]] && cmake_args+=(-DTABBY_GLOO_INCLUDE_DIR="$root/third_party/include")
   fi
   if [[ $mode == gpu || ! -f "$build/build.ninja" ]]; then
     step configure configure 180 cmake "${cmake_args[@]}"
