@@ -102,6 +102,51 @@ TEST(DynamicBatcher, AFullQueueRefusesAndAClosedOneToo) {
   EXPECT_FALSE(b.submit({5}, 1).has_value());
 }
 
+// Draining: once closed, what is queued runs at once, not after the batch delay.
+TEST(DynamicBatcher, AClosedBatcherRunsWhatIsQueuedWithoutWaitingForTheDelay) {
+  Doubler model;
+  DynamicBatcher b(model.forward(), 1, 1, {32, 60s, 256});
+  auto f = b.submit({3}, 1);
+  while (b.queue_depth() == 0) std::this_thread::sleep_for(1ms);
+  const auto start = std::chrono::steady_clock::now();
+  b.close();
+  EXPECT_EQ(f->get(), std::vector<float>{6});
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+}
+
+// The drain's time is up: waiting requests get a 503; the one in the forward pass finishes.
+TEST(DynamicBatcher, AbandoningFailsTheWaitingRequestsWith503) {
+  std::mutex m;
+  std::condition_variable cv;
+  bool release = false;
+  std::atomic<int> running{0};
+  auto forward = [&](const std::vector<float>& in, int64_t) {
+    running++;
+    std::unique_lock<std::mutex> lock(m);
+    cv.wait(lock, [&] { return release; });
+    return in;
+  };
+  DynamicBatcher b(forward, 1, 1, {1, 0ms, 8});
+  auto running_one = b.submit({1}, 1);
+  while (running.load() == 0) std::this_thread::sleep_for(1ms);
+  auto waiting = b.submit({2}, 1);
+  b.abandon();
+  try {
+    waiting->get();
+    ADD_FAILURE() << "a waiting request ran";
+  } catch (const RequestError& e) {
+    EXPECT_EQ(e.status(), 503);
+    EXPECT_NE(std::string(e.what()).find("stopped before this request ran"), std::string::npos);
+  }
+  EXPECT_FALSE(b.submit({3}, 1).has_value());
+  {
+    std::lock_guard<std::mutex> lock(m);
+    release = true;
+  }
+  cv.notify_all();
+  EXPECT_EQ(running_one->get(), std::vector<float>{1});
+}
+
 TEST(DynamicBatcher, AFailingForwardPassFailsEveryRequestOfItsBatch) {
   auto forward = [](const std::vector<float>&, int64_t) -> std::vector<float> { throw Error("the model broke"); };
   DynamicBatcher b(forward, 1, 1, {8, 50ms, 256});

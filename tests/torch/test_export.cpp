@@ -64,12 +64,33 @@ std::string checker_script() {
   return (fs::path(std::getenv("TABBY_SOURCE_DIR")) / "tests" / "export" / "check_onnx.py").string();
 }
 
+// BatchNormalization of flat features (after global pooling): ONNX's
+// BatchNormalization takes (N, C) as well as (N, C, H, W).
+constexpr const char* kFlatBatchNormModel = R"(name = "flat-bn"
+[[layers]]
+type = "Rescaling"
+scale = 0.00784313725490196
+offset = -1
+[[layers]]
+type = "Conv2D"
+filters = 4
+kernel_size = 3
+[[layers]]
+type = "GlobalAveragePooling2D"
+[[layers]]
+type = "BatchNormalization"
+momentum = 0
+[[layers]]
+type = "Dense"
+)";
+
 struct ExportCase {
   std::string name;
   std::vector<std::string> model_flags;  // --model and what it needs
   int size = 48;
   int opset = 10;
   std::string runtimes = "checker,opencv,onnxruntime";
+  std::string model_toml = {};  // a model file, written to the case's folder and given as --model
 };
 
 void PrintTo(const ExportCase& c, std::ostream* os) { *os << c.name; }
@@ -86,6 +107,10 @@ TEST_P(ExportRuntimes, GiveThePredictionsOfTabby) {
                                     "--epochs", "1", "--batch-size", "4", "--device", "cpu", "--threads", "1",
                                     "--out", (dir / "run").string()};
   train.insert(train.end(), c.model_flags.begin(), c.model_flags.end());
+  if (!c.model_toml.empty()) {
+    testing::write_bytes(dir / "model.toml", c.model_toml);
+    train.insert(train.end(), {"--model", (dir / "model.toml").string()});
+  }
   const CommandResult trained = run_tabby(train);
   ASSERT_EQ(trained.exit_code, 0) << trained.err;
 
@@ -121,6 +146,166 @@ std::vector<std::string> zoo(const std::string& model, std::vector<std::string> 
   return flags;
 }
 
+// Every other layer kind and activation tabby declares, in model files of
+// their own. Sizes are chosen so "same" padding is uneven (the odd pixel goes
+// to the bottom/right) in a strided convolution, an average and a max pool;
+// batch norm keeps the last batch's statistics (momentum 0), so its mean and
+// variance are far from 0 and 1 and a mistake in it shows, and the model's
+// probabilities differ between images by far more than the tolerance.
+//
+// At 24 px: a stride-2 "same" convolution with sigmoid (24 -> 12, padded
+// 0/1), batch norm of images, an Activation layer (gelu), a "valid"
+// convolution with tanh (-> 10), two "same" average pools (-> 5, -> 3 padded
+// 0/1), a "same" convolution with swish, batch norm again, a "same" max pool
+// (-> 2, padded 0/1), GlobalAveragePooling2D and a gelu Dense. The zoom,
+// translation and contrast augmentations are identities at inference: a
+// contrast change or a one-pixel shift left in the graph would move the
+// probabilities by 1e-3 or more.
+constexpr const char* kEveryLayerModel = R"(name = "every-layer"
+[[layers]]
+type = "Rescaling"
+scale = 0.00784313725490196
+offset = -1.0
+[[layers]]
+type = "RandomZoom"
+height_factor = 0.2
+[[layers]]
+type = "RandomTranslation"
+height_factor = 0.1
+width_factor = 0.1
+[[layers]]
+type = "RandomContrast"
+factor = 0.3
+[[layers]]
+type = "Conv2D"
+filters = 8
+kernel_size = 3
+strides = 2
+padding = "same"
+activation = "sigmoid"
+[[layers]]
+type = "BatchNormalization"
+momentum = 0.0
+[[layers]]
+type = "Activation"
+activation = "gelu"
+[[layers]]
+type = "Conv2D"
+filters = 8
+kernel_size = 3
+padding = "valid"
+activation = "tanh"
+[[layers]]
+type = "AveragePooling2D"
+pool_size = 2
+padding = "same"
+[[layers]]
+type = "AveragePooling2D"
+pool_size = 2
+padding = "same"
+[[layers]]
+type = "Conv2D"
+filters = 8
+kernel_size = 3
+padding = "same"
+activation = "swish"
+[[layers]]
+type = "BatchNormalization"
+momentum = 0.0
+[[layers]]
+type = "MaxPooling2D"
+pool_size = 2
+padding = "same"
+[[layers]]
+type = "GlobalAveragePooling2D"
+[[layers]]
+type = "Dense"
+units = 8
+activation = "gelu"
+[[layers]]
+type = "Dense"
+activation = "softmax"
+)";
+
+// One sigmoid unit (binary): probabilities (1 - p, p). Also [[augment]],
+// a convolution without bias, batch norm with its own momentum and epsilon,
+// swish as an Activation layer, a non-square "same" kernel with uneven
+// strides (20 -> 10 padded 0/1 in height), a "valid" non-square average pool,
+// GlobalMaxPooling2D and a hidden sigmoid Dense.
+constexpr const char* kBinaryModel = R"(name = "binary"
+[[augment]]
+type = "RandomFlip"
+mode = "horizontal"
+[[augment]]
+type = "RandomZoom"
+height_factor = [-0.2, 0.1]
+width_factor = 0.1
+[[layers]]
+type = "Rescaling"
+scale = 0.00784313725490196
+offset = -1.0
+[[layers]]
+type = "Conv2D"
+filters = 4
+kernel_size = 5
+use_bias = false
+[[layers]]
+type = "BatchNormalization"
+momentum = 0.5
+epsilon = 0.01
+[[layers]]
+type = "Activation"
+activation = "swish"
+[[layers]]
+type = "Conv2D"
+filters = 8
+kernel_size = [3, 1]
+strides = [2, 1]
+padding = "same"
+activation = "tanh"
+[[layers]]
+type = "AveragePooling2D"
+pool_size = [2, 3]
+strides = 1
+[[layers]]
+type = "GlobalMaxPooling2D"
+[[layers]]
+type = "Dropout"
+rate = 0.3
+[[layers]]
+type = "Dense"
+units = 4
+activation = "sigmoid"
+[[layers]]
+type = "Dense"
+units = 1
+activation = "sigmoid"
+)";
+
+// A softmax over an image's channels (an Activation layer on image-shaped
+// values: Softmax with axis 1, opset 13 on) and an Activation layer as the
+// output, with independent sigmoids for the two classes.
+constexpr const char* kImageSoftmaxModel = R"(name = "image-softmax"
+[[layers]]
+type = "Rescaling"
+scale = 0.00392156862745098
+[[layers]]
+type = "Conv2D"
+filters = 4
+kernel_size = 3
+padding = "same"
+[[layers]]
+type = "Activation"
+activation = "softmax"
+[[layers]]
+type = "GlobalAveragePooling2D"
+[[layers]]
+type = "Dense"
+[[layers]]
+type = "Activation"
+activation = "sigmoid"
+)";
+
 INSTANTIATE_TEST_SUITE_P(
     Models, ExportRuntimes,
     ::testing::Values(
@@ -145,7 +330,14 @@ INSTANTIATE_TEST_SUITE_P(
         // with bound inputs nor HardSwish, so ONNX Runtime alone checks them.
         ExportCase{"mobilenet_v3_small_opset11", zoo("mobilenet_v3_small"), 64, 11},
         ExportCase{"mobilenet_v2_opset13", zoo("mobilenet_v2"), 64, 13, "checker,onnxruntime"},
-        ExportCase{"mobilenet_v3_large_opset17", zoo("mobilenet_v3_large"), 64, 17, "checker,onnxruntime"}),
+        ExportCase{"mobilenet_v3_large_opset17", zoo("mobilenet_v3_large"), 64, 17, "checker,onnxruntime"},
+        // Model files with every other layer kind and activation (above).
+        ExportCase{"every_layer", {}, 24, 10, "checker,opencv,onnxruntime", kEveryLayerModel},
+        ExportCase{"binary_sigmoid", {}, 24, 10, "checker,opencv,onnxruntime", kBinaryModel},
+        ExportCase{"every_layer_opset17", {}, 24, 17, "checker,onnxruntime", kEveryLayerModel},
+        ExportCase{"binary_sigmoid_opset13", {}, 24, 13, "checker,onnxruntime", kBinaryModel},
+        ExportCase{"image_softmax_opset13", {}, 16, 13, "checker,onnxruntime", kImageSoftmaxModel},
+        ExportCase{"flat_batch_norm", {}, 16, 10, "checker,opencv,onnxruntime", kFlatBatchNormModel}),
     [](const ::testing::TestParamInfo<ExportCase>& info) { return info.param.name; });
 
 // One small finished run for the mistakes.
@@ -234,6 +426,33 @@ TEST(ExportLimits, AnAdaptivePoolWithNoExactWindowIsExplained) {
   EXPECT_NE(r.err.find("has no exact ONNX form"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("224"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(dir / "run" / "model.onnx"));
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+}
+
+// A tiny finished run of a model file, for the layers the export refuses.
+CommandResult train_model_file(const fs::path& dir, const std::string& toml) {
+  write_images(dir / "train", 16, 2, 5);
+  testing::write_bytes(dir / "model.toml", toml);
+  return run_tabby({"train", "--data", (dir / "train").string(), "--model", (dir / "model.toml").string(),
+                    "--image-size", "16", "--epochs", "1", "--batch-size", "4", "--device", "cpu", "--threads", "1",
+                    "--out", (dir / "run").string()});
+}
+
+// Before opset 13 ONNX's Softmax flattens everything after its axis, so a
+// softmax over an image's channels needs 13; there it is exported (the
+// image_softmax_opset13 case above).
+TEST(ExportLimits, ASoftmaxOverImagesNeedsOpset13) {
+  const fs::path dir = testing::scratch_dir("export_image_softmax_" + std::to_string(::getpid()));
+  const CommandResult trained = train_model_file(dir, kImageSoftmaxModel);
+  ASSERT_EQ(trained.exit_code, 0) << trained.err;
+  for (const char* opset : {"10", "12"}) {
+    const fs::path out = dir / ("opset" + std::string(opset) + ".onnx");
+    const CommandResult r = run_tabby({"export", (dir / "run").string(), "--opset", opset, "--out", out.string()});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("a softmax over image-shaped values needs --opset 13 or later"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(out));
+  }
   std::error_code ec;
   fs::remove_all(dir, ec);
 }

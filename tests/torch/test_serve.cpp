@@ -381,6 +381,69 @@ TEST_F(ServeTest, SigtermStopsReadinessAndFinishesRequestsInFlight) {
   EXPECT_NE(s.stderr_text().find("SIGTERM"), std::string::npos);
 }
 
+// Several runs, each under its --name; SIGINT drains like SIGTERM.
+TEST_F(ServeTest, SeveralRunsUnderTheirNamesAndSigintDrains) {
+  ServeProcess s({run().string(), run().string(), "--name", "first", "--name", "second", "--threads", "1", "--device",
+                  "cpu"},
+                 *dir_ / "names.log");
+  ASSERT_TRUE(s.wait_ready()) << s.stderr_text();
+  auto c = s.client();
+  const std::string image = read_file(images().front());
+  for (const char* name : {"first", "second"}) {
+    EXPECT_EQ(c.Get(std::string("/v2/models/") + name + "/ready")->status, 200) << name;
+    auto r = c.Post(std::string("/predictions/") + name, image, "image/png");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << name << ": " << r->body;
+  }
+  auto r = c.Post("/v2/models/cats/infer", "{}", "application/json");
+  EXPECT_EQ(r->status, 404) << "the folder's name is not served under --name: " << r->body;
+  // The latency histogram counted them.
+  const std::string metrics = c.Get("/metrics")->body;
+  EXPECT_NE(metrics.find("tabby_request_seconds_bucket{"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("tabby_request_seconds_count{"), std::string::npos) << metrics;
+  kill(s.pid(), SIGINT);
+  ASSERT_TRUE(s.wait_exit(std::chrono::seconds(30)));
+  EXPECT_EQ(s.exit_status(), 0) << s.stderr_text();
+  EXPECT_NE(s.stderr_text().find("SIGINT"), std::string::npos) << s.stderr_text();
+}
+
+// Draining does not wait for batches to fill: a queued request runs at once.
+TEST_F(ServeTest, DrainingRunsQueuedRequestsAtOnce) {
+  ServeProcess s = start({"--max-batch-delay-ms", "20000", "--max-batch-size", "8"}, "drain_now");
+  ASSERT_TRUE(s.wait_ready()) << s.stderr_text();
+  const std::string image = read_file(images().front());
+  int status = 0;
+  ScopedThread waiting([&] {
+    auto c = s.client();
+    auto r = c.Post("/predictions/cats", image, "image/png");
+    status = r ? r->status : -1;
+  });
+  auto c = s.client();
+  ASSERT_TRUE(wait_for_queued_request(c)) << s.stderr_text();
+  const auto signalled = std::chrono::steady_clock::now();
+  kill(s.pid(), SIGTERM);
+  ASSERT_TRUE(s.wait_exit(std::chrono::seconds(15))) << s.stderr_text();
+  waiting.join();
+  EXPECT_EQ(status, 200);
+  EXPECT_LT(std::chrono::steady_clock::now() - signalled, std::chrono::seconds(10)) << "waited for the 20 s batch";
+  EXPECT_EQ(s.exit_status(), 0) << s.stderr_text();
+}
+
+// A run whose weights are damaged: one error naming the problem, exit 1.
+TEST_F(ServeTest, ADamagedRunStopsTheServerWithTheReason) {
+  const fs::path damaged = *dir_ / "damaged";
+  std::error_code ec;
+  fs::remove_all(damaged, ec);
+  fs::copy(run(), damaged, fs::copy_options::recursive);
+  const std::string weights = read_file(damaged / "weights.safetensors");
+  testing::write_bytes(damaged / "weights.safetensors", weights.substr(0, weights.size() / 2));
+  ServeProcess s({damaged.string(), "--threads", "1", "--device", "cpu"}, *dir_ / "damaged.log");
+  ASSERT_TRUE(s.wait_exit(std::chrono::seconds(60))) << s.stderr_text();
+  EXPECT_EQ(s.exit_status(), 1) << s.stderr_text();
+  EXPECT_NE(s.stderr_text().find("error: a model could not be loaded"), std::string::npos) << s.stderr_text();
+  EXPECT_NE(s.stderr_text().find("weights.safetensors"), std::string::npos) << s.stderr_text();
+}
+
 // The upload page in Chromium, driven by chromedriver through Selenium: a real
 // photo picked with the page's file input comes back labelled as
 // /predictions labels it, with a thumbnail and one bar per class.

@@ -384,7 +384,7 @@ class BatchNormalizationImpl : public LayerImpl {
                              /*cudnn_enabled=*/true);
   }
   Value export_onnx(GraphWriter& g, const Value& x) override {
-    if (x.sample.dim() != 4) throw UsageError("BatchNormalization of flat features cannot be exported yet");
+    // ONNX BatchNormalization takes (N, C) and (N, C, H, W) alike.
     return g.node("BatchNormalization",
                   {x.name, g.constant("bn.scale", weight_.detach()), g.constant("bn.bias", bias_.detach()),
                    g.constant("bn.mean", running_mean_), g.constant("bn.var", running_var_)},

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "tabby/serve/oip.h"
 #include "tabby/util/error.h"
 
 namespace tabby::serve {
@@ -53,8 +54,25 @@ size_t DynamicBatcher::queue_depth() const {
 }
 
 void DynamicBatcher::close() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  closed_ = true;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    closed_ = true;
+  }
+  arrived_.notify_all();
+}
+
+void DynamicBatcher::abandon() {
+  std::deque<Request> dropped;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    closed_ = stopping_ = true;
+    dropped.swap(queue_);
+    arrival_.clear();
+  }
+  arrived_.notify_all();
+  for (auto& r : dropped) {
+    r.result.set_exception(std::make_exception_ptr(RequestError(503, "the server stopped before this request ran")));
+  }
 }
 
 // The requests of the next forward pass: from the first waiting one, until the
@@ -69,7 +87,8 @@ std::vector<DynamicBatcher::Request> DynamicBatcher::collect() {
     for (const auto& r : queue_) n += r.n;
     return n;
   };
-  arrived_.wait_until(lock, deadline, [&] { return stopping_ || waiting_images() >= options_.max_batch_size; });
+  arrived_.wait_until(lock, deadline,
+                      [&] { return stopping_ || closed_ || waiting_images() >= options_.max_batch_size; });
   std::vector<Request> batch;
   int64_t images = 0;
   // Whole requests only; one larger than a batch runs alone.

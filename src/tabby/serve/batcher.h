@@ -48,8 +48,12 @@ class DynamicBatcher {
   std::optional<std::future<std::vector<float>>> submit(std::vector<float> inputs, int64_t n);
 
   size_t queue_depth() const;
-  // Refuses new requests; those already queued still run. Idempotent.
+  // Refuses new requests; those already queued run at once (no batch can fill
+  // any more, so none waits out the delay). Idempotent.
   void close();
+  // Closes, and fails every request still waiting with a 503 (the drain's time
+  // is up); a forward pass already running finishes. Idempotent.
+  void abandon();
 
  private:
   struct Request {

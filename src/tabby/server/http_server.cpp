@@ -364,10 +364,18 @@ void Server::drain(int signal) {
   log::infof("{}: not ready any more; waiting for {} requests in flight (at most {}s)",
              signal == SIGINT ? "SIGINT" : "SIGTERM", in_flight_.load(), options_.drain_timeout_seconds);
   draining_ = true;
+  // Closed models run what is queued at once instead of waiting for batches to fill.
+  for (auto& m : models_) m->close();
   const auto deadline = Clock::now() + std::chrono::duration<double>(options_.drain_timeout_seconds);
   while (in_flight_.load() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  if (in_flight_.load() > 0) log::warnf("{} requests still in flight after the drain timeout", in_flight_.load());
-  for (auto& m : models_) m->close();
+  if (in_flight_.load() > 0) {
+    log::warnf("{} requests still in flight after the drain timeout: answering those still queued with 503",
+               in_flight_.load());
+    for (auto& m : models_) m->abandon();
+    // Their handlers answer now; one inside a forward pass finishes it.
+    const auto grace = Clock::now() + std::chrono::seconds(5);
+    while (in_flight_.load() > 0 && Clock::now() < grace) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   http_.stop();
 }
 

@@ -81,4 +81,8 @@ void ServedModel::close() {
   if (batcher_) batcher_->close();
 }
 
+void ServedModel::abandon() {
+  if (batcher_) batcher_->abandon();
+}
+
 }  // namespace tabby::server

@@ -48,6 +48,8 @@ class ServedModel {
   Classification top(const float* probabilities, int k) const { return classifier_->top(probabilities, k); }
   // Refuses new requests; queued ones still run.
   void close();
+  // The drain's time is up: requests still waiting fail with a 503.
+  void abandon();
 
  private:
   std::string name_;
