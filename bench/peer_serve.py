@@ -8,7 +8,9 @@ trained it), torchvision's ImageNet normalisation, the network in eval mode
 under no_grad, softmax.
 
 Settings (environment, read by each worker): TABBY_RUN (the run folder),
-PEER_THREADS (torch intra-op threads per worker).
+PEER_THREADS (torch intra-op threads per worker), PEER_PRECISION (fp32, or
+bf16: the forward pass under torch.autocast("cpu", dtype=torch.bfloat16), as
+the PyTorch AMP recipe writes it).
 
   gunicorn -w 2 -b 127.0.0.1:8081 --chdir bench peer_serve:app
 """
@@ -26,6 +28,7 @@ from peer_models import IMAGENET_MEAN, IMAGENET_STD, FrozenMobileNetV2, load_saf
 
 RUN = os.environ["TABBY_RUN"]
 configure_threads(int(os.environ.get("PEER_THREADS", "0")))
+BF16 = os.environ.get("PEER_PRECISION", "fp32") == "bf16"
 
 with open(os.path.join(RUN, "run.json")) as f:
     record = json.load(f)
@@ -53,7 +56,8 @@ def predictions(name):
         image = Image.open(io.BytesIO(request.get_data())).convert("RGB")
     except Exception as e:  # noqa: BLE001 - any decoding failure is the client's
         return jsonify(error=f"cannot read the upload as an image: {e}"), 400
-    with torch.no_grad():
-        probs = torch.softmax(model(preprocess(image).unsqueeze(0)), dim=1)[0]
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=BF16):
+        logits = model(preprocess(image).unsqueeze(0))
+    probs = torch.softmax(logits.float(), dim=1)[0]
     k = int(probs.argmax())
     return jsonify(label=CLASSES[k], probability=float(probs[k]))

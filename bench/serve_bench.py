@@ -138,12 +138,13 @@ def train_run(tabby, shared, work):
     return run
 
 
+def rate(r):
+    """Requests/s, with every round's when there were several (the row is the median round)."""
+    rounds = r.get("rounds", [])
+    return f"{r['rps']:.1f}" + (f" ({', '.join(f'{x:.1f}' for x in rounds)})" if len(rounds) > 1 else "")
+
+
 def section(res):
-    t = res["tabby"]
-    peers = res["peer"]
-    best = max(peers, key=lambda p: p["rps"])
-    rows = [("tabby serve", "1 process (batching: max 32 images, 5 ms)", t)]
-    rows += [("Flask + gunicorn (peer)", f"{p['workers']} workers x {p['threads']} threads", p) for p in peers]
     lines = ["<!-- tabby-serve-section:begin -->", "## Serving: `tabby serve` vs Flask + torchvision", "",
              f"Run {res['started']} → {res['finished']}, `bench/serve_bench.py`, tabby {res['commit']}. "
              f"{res['machine']}", "",
@@ -152,17 +153,33 @@ def section(res):
              f"{res['connections']} keep-alive connections for {res['duration']} s after a {res['warmup']} s warm-up. "
              "Server and load generator share the machine's cores. The peer decodes with PIL, resizes to 224×224 "
              "(bilinear, as tabby), normalises and runs torchvision's model under `no_grad`, one image per request "
-             "(Flask has no batching); its worker counts split the cores between processes.", "",
-             "| server | setting | requests/s | p50 ms | p90 ms | p99 ms | not 200 |", "|---|---|---|---|---|---|---|"]
-    for name, setting, r in rows:
-        lines.append(f"| {name} | {setting} | {r['rps']:.1f} | {r['p50_ms']:.1f} | {r['p90_ms']:.1f} | "
-                     f"{r['p99_ms']:.1f} | {r['non_200']} |")
-    ratio = f"**{t['rps'] / best['rps']:.2f}×**" if best["rps"] > 0 else "(the peer answered no request)"
-    lines += ["", f"tabby ÷ best peer ({best['workers']} workers): {ratio} the throughput, "
-              f"p99 {t['p99_ms']:.1f} ms vs {best['p99_ms']:.1f} ms.", "", "Commands:", "", "```sh",
-              f"bench/serve_bench.py --build {res['build']} --connections {res['connections']} --duration {res['duration']}",
-              t["server"], t["command"]]
-    lines += [p["server"] for p in peers]
+             "(Flask has no batching); its worker counts split the cores between processes. The machine's speed "
+             f"drifts over minutes, so tabby and the peer with the most workers are measured in turn, {res['rounds']} "
+             "rounds, and their rows give the median round (every round's requests/s in brackets). fp32 is the default of "
+             "both; bf16 runs the forward pass in bfloat16 (tabby `serve --precision bf16`, the peer under "
+             "`torch.autocast(\"cpu\", dtype=torch.bfloat16)`), which this CPU computes natively (AVX512-BF16).", "",
+             "| server | precision | setting | requests/s | p50 ms | p90 ms | p99 ms | not 200 |",
+             "|---|---|---|---|---|---|---|---|"]
+    for t in res["tabby"]:
+        lines.append(f"| tabby serve | {t['precision']} | 1 process (batching: max 32 images, 5 ms) | {rate(t)} | "
+                     f"{t['p50_ms']:.1f} | {t['p90_ms']:.1f} | {t['p99_ms']:.1f} | {t['non_200']} |")
+    for p in res["peer"]:
+        lines.append(f"| Flask + gunicorn (peer) | {p['precision']} | {p['workers']} workers x {p['threads']} threads | "
+                     f"{rate(p)} | {p['p50_ms']:.1f} | {p['p90_ms']:.1f} | {p['p99_ms']:.1f} | {p['non_200']} |")
+    lines.append("")
+    for precision in ("fp32", "bf16"):
+        t = next((t for t in res["tabby"] if t["precision"] == precision), None)
+        peers = [p for p in res["peer"] if p["precision"] == precision]
+        if not t or not peers:
+            continue
+        best = max(peers, key=lambda p: p["rps"])
+        ratio = f"**{t['rps'] / best['rps']:.2f}×**" if best["rps"] > 0 else "(the peer answered no request)"
+        lines.append(f"- {precision}: tabby ÷ best peer ({best['workers']} workers): {ratio} the throughput, "
+                     f"p99 {t['p99_ms']:.1f} ms vs {best['p99_ms']:.1f} ms.")
+    lines += ["", "Commands:", "", "```sh",
+              f"bench/serve_bench.py --build {res['build']} --connections {res['connections']} --duration {res['duration']}"]
+    lines += [t["server"] for t in res["tabby"]] + [res["tabby"][0]["command"]]
+    lines += [p["server"] for p in res["peer"]]
     lines += ["```", "<!-- tabby-serve-section:end -->", ""]
     return "\n".join(lines)
 
@@ -177,6 +194,7 @@ def main():
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--photos", type=int, default=100)
     p.add_argument("--peer-workers", default="1,2,4")
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--into", default=os.path.join(ROOT, "bench", "RESULTS.md"))
     args = p.parse_args()
     os.makedirs(args.work, exist_ok=True)
@@ -186,24 +204,48 @@ def main():
     photos = sorted(os.path.join(folder, c, f) for c in ("cats", "dogs") for f in os.listdir(os.path.join(folder, c)))
     photos = photos[::max(1, len(photos) // args.photos)][:args.photos]
     res = {"started": datetime.datetime.now().isoformat(timespec="seconds"), "connections": args.connections,
+           "rounds": args.rounds,
            "duration": args.duration, "warmup": args.warmup, "photos": len(photos), "build": os.path.relpath(args.build, ROOT),
            "photo_kb": sum(os.path.getsize(f) for f in photos) / len(photos) / 1024,
            "commit": subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
            "machine": f"{cores} cores, load average at start {os.getloadavg()[0]:.2f}."}
     run = train_run(tabby, args.shared, args.work)
     env = dict(os.environ, TABBY_SHARED=args.shared)
-    res["tabby"] = measure("tabby", [tabby, "serve", run, "--port", "{port}", "--name", "pets"], env,
-                           "/v2/health/ready", "/predictions/pets", photos, args, args.work)
-    res["peer"] = []
-    for w in (int(x) for x in args.peer_workers.split(",")):
+    res["tabby"], res["peer"] = [], []
+    workers = [int(x) for x in args.peer_workers.split(",")]
+    most = max(workers)
+
+    def tabby_once(precision, round_):
+        r = measure(f"tabby-{precision}-{round_}", [tabby, "serve", run, "--port", "{port}", "--name", "pets",
+                                                      "--precision", precision],
+                    env, "/v2/health/ready", "/predictions/pets", photos, args, args.work)
+        r["precision"] = precision
+        return r
+
+    def peer_once(precision, w, round_):
         threads = max(1, cores // w)
-        peer_env = dict(env, TABBY_RUN=run, PEER_THREADS=str(threads))
+        peer_env = dict(env, TABBY_RUN=run, PEER_THREADS=str(threads), PEER_PRECISION=precision)
         cmd = ["/usr/bin/python3", "-m", "gunicorn", "-w", str(w), "-b", "127.0.0.1:{port}", "--timeout", "120",
                "--chdir", os.path.join(ROOT, "bench"), "peer_serve:app"]
         # Each worker loads the model before it answers /health.
-        r = measure(f"peer-{w}", cmd, peer_env, "/health", "/predictions/pets", photos, args, args.work)
-        r.update(workers=w, threads=threads)
-        res["peer"].append(r)
+        r = measure(f"peer-{w}-{precision}-{round_}", cmd, peer_env, "/health", "/predictions/pets", photos, args,
+                    args.work)
+        r.update(workers=w, threads=threads, precision=precision)
+        r["server"] = f"PEER_PRECISION={precision} " + r["server"]
+        return r
+
+    # The machine's speed drifts over minutes: the pairs compared (tabby and the peer
+    # with the most workers) run in turn, --rounds times, and each row is the
+    # round with the median throughput.
+    for precision in ("fp32", "bf16"):
+        pairs = [(tabby_once(precision, k), peer_once(precision, most, k)) for k in range(args.rounds)]
+        for side, key in ((0, "tabby"), (1, "peer")):
+            runs = sorted((p[side] for p in pairs), key=lambda r: r["rps"])
+            median = dict(runs[len(runs) // 2])
+            median["rounds"] = [round(r["rps"], 1) for r in runs]
+            res[key].append(median)
+        if precision == "fp32":
+            res["peer"] += [peer_once("fp32", w, 0) for w in workers if w != most]
     res["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
     res["machine"] += f" Load average at the end {os.getloadavg()[0]:.2f}."
     with open(os.path.join(args.work, "serve.json"), "w") as f:

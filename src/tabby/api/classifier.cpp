@@ -12,6 +12,7 @@
 #include "tabby/image/resize.h"
 #include "tabby/nn/network.h"
 #include "tabby/train/device.h"
+#include "tabby/train/precision.h"
 #include "tabby/train/run.h"
 #include "tabby/util/error.h"
 #include "tabby/util/fs.h"
@@ -26,18 +27,32 @@ struct Classifier::Impl {
   std::vector<std::string> classes;
   int height = 0, width = 0;
   bool crop = false;
+  Precision precision = Precision::fp32;
   std::mutex lock;  // one forward pass at a time
 
   // x is (N,3,H,W) float in [0,255] on the CPU -> (N,C) probabilities, row-major.
   std::vector<float> run(const torch::Tensor& x) {
     std::lock_guard<std::mutex> guard(lock);
     torch::NoGradGuard no_grad;
-    const auto probs = net->probabilities(net->forward(x.to(device))).to(torch::kCPU, torch::kFloat32).contiguous();
+    torch::Tensor logits;
+    {
+      AutocastScope autocast(precision, device);
+      logits = net->forward(x.to(device));
+    }
+    const auto probs = net->probabilities(logits.to(torch::kFloat32)).to(torch::kCPU, torch::kFloat32).contiguous();
     return {probs.data_ptr<float>(), probs.data_ptr<float>() + probs.numel()};
   }
 };
 
 namespace {
+
+Precision inference_precision(const std::string& name, const torch::Device& device) {
+  const auto choice = enum_from_name<PrecisionChoice>(name);
+  if (!choice || *choice == PrecisionChoice::fp16) {
+    throw UsageError("--precision " + name + ": expected fp32, bf16 or auto");
+  }
+  return resolve_precision(*choice, device);
+}
 
 std::vector<std::string> read_lines(const fs::path& file) {
   std::vector<std::string> lines;
@@ -86,6 +101,7 @@ Classifier Classifier::load(const fs::path& run_dir, const ClassifierOptions& op
   configure_threads(options.threads);
   auto impl = std::make_shared<Impl>();
   impl->device = resolve_device(options.device);
+  impl->precision = inference_precision(options.precision, impl->device);
   LoadedRun run = load_run(run_dir, impl->device);
   const RunSettings& s = run.settings();
   impl->name = run.model.name;
@@ -109,6 +125,7 @@ Classifier Classifier::pretrained(const std::string& model, const std::string& w
   spec.layers[*idx].params["weights"] = weights;
   auto impl = std::make_shared<Impl>();
   impl->device = resolve_device(options.device);
+  impl->precision = inference_precision(options.precision, impl->device);
   impl->name = spec.name;
   impl->classes = read_lines(classes_file.empty() ? find_imagenet_classes() : classes_file);
   impl->height = impl->width = image_size;

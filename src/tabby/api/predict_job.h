@@ -25,6 +25,7 @@ struct PredictJob {
   std::string device = "auto";
   int64_t batch_size = 32;
   int threads = 0;
+  std::string precision = "fp32";     // fp32, bf16 or auto (ClassifierOptions)
 };
 
 struct Prediction {
