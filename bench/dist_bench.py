@@ -118,7 +118,7 @@ def section(res):
              "process, tcmalloc preloaded), with 1 and with "
              f"{w} processes. MobileNetV2: frozen ImageNet backbone after RandomFlip + RandomRotation(0.1), so "
              "the backbone runs every step (no feature cache). tabby's single process prepares its next batch "
-             "(decoded, augmented) on a second thread while the model computes, so with one compute thread it "
+             "(gathered from the decoded images, converted to float) on a second thread while the model computes, so with one compute thread it "
              "still uses more than one core at times; two processes share the two cores, so its speed-up is "
              "smaller than the peer's, whose single process (no DataLoader workers) uses one.", "",
              f"| model | tabby 1 process | tabby {w} processes | tabby speed-up | peer 1 process | peer {w} "
