@@ -338,7 +338,7 @@ def section_transfer(d):
 def kept_section(path, name):
     """The block another script wrote into PATH between its markers
     <!-- tabby-NAME-section:begin ... --> and <!-- tabby-NAME-section:end -->
-    (bench/gpu/render.py, bench/serve_bench.py), or "": a run of this script keeps it."""
+    (bench/gpu/render.py, bench/serve_bench.py, bench/dist_bench.py), or "": a run of this script keeps it."""
     try:
         with open(path) as f:
             text = f.read()
@@ -351,7 +351,7 @@ def kept_section(path, name):
 
 
 def write(res, path):
-    kept = [kept_section(path, name) for name in ("serve", "gpu")]
+    kept = [kept_section(path, name) for name in ("serve", "distributed", "gpu")]
     parts = [header(res)]
     if "decode" in res:
         parts.append(section_decode(res["decode"]))
