@@ -9,6 +9,14 @@ FULL_EPOCH_IMAGES = 2000  # cats_and_dogs_filtered/train
 
 # ---------------------------------------------------------------- formatting
 
+
+def torch2_versions(versions):
+    """'2.11.0+cu130 0.26.0+cu130 2' (what torch2_peer.check() prints) in words."""
+    parts = str(versions).split()
+    if len(parts) != 3:
+        return f"torch and torchvision ({versions})"
+    return f"torch {parts[0]} and torchvision {parts[1]} ({parts[2]} intra-op threads by default)"
+
 def rate(x):
     if x is None:
         return "—"
@@ -99,8 +107,8 @@ def header(res):
         "tensor buffers back to the kernel and the page faults of touching them again slow element-wise ops; "
         "tabby links tcmalloc, so this column isolates what is left once the allocator is equal. "
         "Ratios are tabby ÷ peer (above 1: tabby is faster) unless a column says otherwise.",
-        *([f"- **peer (PyTorch 2.x)**: the same peer scripts on PyPI's torch and torchvision ({res['torch2']}: "
-           "torch, torchvision, intra-op threads), their default wheels (built with CUDA 13, run on the CPU), "
+        *([f"- **peer (PyTorch 2.x)**: the same peer scripts on PyPI's {torch2_versions(res['torch2'])}, "
+           "their default wheels (built with CUDA 13, run on the CPU), "
            "with their default allocator (glibc) and threads (`bench/torch2_peer.py` installs them; "
            "`PYTHONPATH`/`LD_LIBRARY_PATH` in each command). Measured in the same run, for the training, "
            "transfer and prediction tables."] if res.get("torch2") else []),
