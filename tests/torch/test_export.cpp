@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <functional>
 #include <random>
 
 #include "support/image_encode.h"
@@ -402,6 +404,52 @@ TEST_F(ExportMistakes, AnUnfinishedRunIsRefusedWithTheResumeCommand) {
   EXPECT_NE(r.err.find("has not finished (running)"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("tabby train --resume"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(*dir_ / "unfinished.onnx"));
+}
+
+// A copy of the finished run with one file damaged by DAMAGE.
+static fs::path damaged_copy(const fs::path& run, const fs::path& dest,
+                             const std::function<void(const fs::path&)>& damage) {
+  fs::create_directories(dest);
+  for (const auto& entry : fs::directory_iterator(run)) {
+    if (entry.is_regular_file()) fs::copy(entry.path(), dest / entry.path().filename());
+  }
+  damage(dest);
+  return dest;
+}
+
+TEST_F(ExportMistakes, TruncatedWeightsAreNamedAndNothingIsWritten) {
+  const fs::path damaged = damaged_copy(run(), *dir_ / "truncated-weights", [](const fs::path& d) {
+    fs::resize_file(d / "weights.safetensors", fs::file_size(d / "weights.safetensors") / 2);
+  });
+  const fs::path out = *dir_ / "truncated-weights.onnx";
+  const CommandResult r = run_tabby({"export", damaged.string(), "--out", out.string()});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("weights.safetensors"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("truncated"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 2) << "one error and one hint:\n" << r.err;
+  EXPECT_FALSE(fs::exists(out));
+}
+
+TEST_F(ExportMistakes, MissingWeightsAreNamed) {
+  const fs::path damaged = damaged_copy(run(), *dir_ / "missing-weights",
+                                        [](const fs::path& d) { fs::remove(d / "weights.safetensors"); });
+  const fs::path out = *dir_ / "missing-weights.onnx";
+  const CommandResult r = run_tabby({"export", damaged.string(), "--out", out.string()});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("weights.safetensors"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(out));
+}
+
+TEST_F(ExportMistakes, AnUnreadableRunRecordIsNamed) {
+  const fs::path damaged = damaged_copy(run(), *dir_ / "cut-record", [](const fs::path& d) {
+    const std::string record = read_file(d / "run.json");
+    testing::write_bytes(d / "run.json", record.substr(0, record.size() / 2));
+  });
+  const fs::path out = *dir_ / "cut-record.onnx";
+  const CommandResult r = run_tabby({"export", damaged.string(), "--out", out.string()});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("run.json"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(out));
 }
 
 TEST_F(ExportMistakes, AnUnwritableDestinationIsNamed) {
