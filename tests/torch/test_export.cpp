@@ -426,17 +426,19 @@ TEST_F(ExportMistakes, TruncatedWeightsAreNamedAndNothingIsWritten) {
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_NE(r.err.find("weights.safetensors"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("truncated"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("hint: the run's weights are damaged: restore weights.safetensors"), std::string::npos) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 2) << "one error and one hint:\n" << r.err;
   EXPECT_FALSE(fs::exists(out));
 }
 
-TEST_F(ExportMistakes, MissingWeightsAreNamed) {
+TEST_F(ExportMistakes, MissingWeightsOfAFinishedRunAreNamed) {
   const fs::path damaged = damaged_copy(run(), *dir_ / "missing-weights",
                                         [](const fs::path& d) { fs::remove(d / "weights.safetensors"); });
   const fs::path out = *dir_ / "missing-weights.onnx";
   const CommandResult r = run_tabby({"export", damaged.string(), "--out", out.string()});
   EXPECT_EQ(r.exit_code, 1) << r.err;
-  EXPECT_NE(r.err.find("weights.safetensors"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("has finished but its weights.safetensors is missing"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("restore the file"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(out));
 }
 

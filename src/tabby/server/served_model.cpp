@@ -6,6 +6,7 @@
 #include "tabby/image/resize.h"
 #include "tabby/run/run_files.h"
 #include "tabby/run/run_record.h"
+#include "tabby/train/run.h"
 #include "tabby/util/error.h"
 #include "tabby/util/log.h"
 
@@ -14,11 +15,7 @@ namespace tabby::server {
 ServedModel::ServedModel(std::string name, std::filesystem::path run_dir, ModelOptions options, serve::Metrics& metrics)
     : name_(std::move(name)), run_dir_(std::move(run_dir)), options_(options), metrics_(metrics) {
   const RunRecord record = read_run_record(run_dir_);
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(run_dir_ / run_files::kWeights, ec)) {
-    throw Error("run '" + run_dir_.string() + "' has no " + run_files::kWeights + " yet",
-                "serve a finished run; `tabby train --resume " + run_dir_.string() + "` finishes this one");
-  }
+  require_weights_file(run_dir_, record);
   signature_.name = name_;
   signature_.height = static_cast<int>(record.settings.height);
   signature_.width = static_cast<int>(record.settings.width);

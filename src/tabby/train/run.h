@@ -27,6 +27,11 @@ void save_weights(const fs::path& file, const nn::NetworkImpl& net, const std::m
 // Loads weights saved by save_weights (strict: every tensor must match).
 void load_weights(const fs::path& file, nn::NetworkImpl& net);
 
+// RUN/WEIGHTS_FILE, or an error that says why it is not there (an unfinished
+// run: how to resume it; a finished one: the file was lost).
+fs::path require_weights_file(const fs::path& dir, const RunRecord& record,
+                              const std::string& weights_file = run_files::kWeights);
+
 // A run ready to use: its record, model and network with the kept weights, on
 // `device`, in eval mode.
 struct LoadedRun {
