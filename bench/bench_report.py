@@ -359,7 +359,7 @@ def kept_section(path, name):
 
 
 def write(res, path):
-    kept = [kept_section(path, name) for name in ("serve", "distributed", "gpu")]
+    kept = [kept_section(path, name) for name in ("serve", "serve-model", "distributed", "gpu")]
     parts = [header(res)]
     if "decode" in res:
         parts.append(section_decode(res["decode"]))
