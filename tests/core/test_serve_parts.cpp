@@ -39,6 +39,33 @@ struct Doubler {
   }
 };
 
+// A model whose forward passes block until release(): what runs, and what
+// waits behind it, stay put while a test looks.
+struct HeldModel {
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool released = false;
+  std::atomic<int> running{0};
+  DynamicBatcher::Forward forward() {
+    return [this](const std::vector<float>& in, int64_t) {
+      running++;
+      std::unique_lock<std::mutex> lock(mutex);
+      cv.wait(lock, [this] { return released; });
+      return in;
+    };
+  }
+  void wait_until_running() const {
+    while (running.load() == 0) std::this_thread::sleep_for(1ms);
+  }
+  void release() {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      released = true;
+    }
+    cv.notify_all();
+  }
+};
+
 TEST(DynamicBatcher, ConcurrentRequestsShareAForwardPassAndGetTheirOwnRows) {
   Doubler model;
   DynamicBatcher b(model.forward(), 1, 1, {32, 10s, 256});  // waits for 8 images (or 10 s, never reached)
@@ -74,28 +101,15 @@ TEST(DynamicBatcher, ARequestLargerThanABatchRunsWhole) {
 }
 
 TEST(DynamicBatcher, AFullQueueRefusesAndAClosedOneToo) {
-  std::mutex m;
-  std::condition_variable cv;
-  bool release = false;
-  std::atomic<int> running{0};
-  auto forward = [&](const std::vector<float>& in, int64_t) {
-    running++;
-    std::unique_lock<std::mutex> lock(m);
-    cv.wait(lock, [&] { return release; });
-    return in;
-  };
-  DynamicBatcher b(forward, 1, 1, {1, 0ms, 2});
+  HeldModel model;
+  DynamicBatcher b(model.forward(), 1, 1, {1, 0ms, 2});
   auto first = b.submit({1}, 1);  // taken by the forward pass, which then blocks
-  while (running.load() == 0) std::this_thread::sleep_for(1ms);
+  model.wait_until_running();
   auto second = b.submit({2}, 1), third = b.submit({3}, 1);  // wait in the queue
   EXPECT_TRUE(second && third);
   EXPECT_EQ(b.queue_depth(), 2u);
   EXPECT_FALSE(b.submit({4}, 1).has_value());  // full
-  {
-    std::lock_guard<std::mutex> lock(m);
-    release = true;
-  }
-  cv.notify_all();
+  model.release();
   EXPECT_EQ(first->get(), std::vector<float>{1});
   EXPECT_EQ(third->get(), std::vector<float>{3});
   b.close();
@@ -116,19 +130,10 @@ TEST(DynamicBatcher, AClosedBatcherRunsWhatIsQueuedWithoutWaitingForTheDelay) {
 
 // The drain's time is up: waiting requests get a 503; the one in the forward pass finishes.
 TEST(DynamicBatcher, AbandoningFailsTheWaitingRequestsWith503) {
-  std::mutex m;
-  std::condition_variable cv;
-  bool release = false;
-  std::atomic<int> running{0};
-  auto forward = [&](const std::vector<float>& in, int64_t) {
-    running++;
-    std::unique_lock<std::mutex> lock(m);
-    cv.wait(lock, [&] { return release; });
-    return in;
-  };
-  DynamicBatcher b(forward, 1, 1, {1, 0ms, 8});
+  HeldModel model;
+  DynamicBatcher b(model.forward(), 1, 1, {1, 0ms, 8});
   auto running_one = b.submit({1}, 1);
-  while (running.load() == 0) std::this_thread::sleep_for(1ms);
+  model.wait_until_running();
   auto waiting = b.submit({2}, 1);
   b.abandon();
   try {
@@ -139,11 +144,7 @@ TEST(DynamicBatcher, AbandoningFailsTheWaitingRequestsWith503) {
     EXPECT_NE(std::string(e.what()).find("stopped before this request ran"), std::string::npos);
   }
   EXPECT_FALSE(b.submit({3}, 1).has_value());
-  {
-    std::lock_guard<std::mutex> lock(m);
-    release = true;
-  }
-  cv.notify_all();
+  model.release();
   EXPECT_EQ(running_one->get(), std::vector<float>{1});
 }
 

@@ -392,21 +392,7 @@ TEST_F(ExportMistakes, AMissingRunFolderIsNamed) {
   EXPECT_FALSE(fs::exists(*dir_ / "no-such-run" / "model.onnx"));
 }
 
-TEST_F(ExportMistakes, AnUnfinishedRunIsRefusedWithTheResumeCommand) {
-  const fs::path unfinished = *dir_ / "unfinished";
-  fs::create_directories(unfinished);
-  for (const auto& entry : fs::directory_iterator(run())) fs::copy(entry.path(), unfinished / entry.path().filename());
-  auto record = nlohmann::json::parse(read_file(unfinished / "run.json"));
-  record["status"] = "running";
-  testing::write_bytes(unfinished / "run.json", record.dump(1));
-  const CommandResult r = run_tabby({"export", unfinished.string(), "--out", (*dir_ / "unfinished.onnx").string()});
-  EXPECT_EQ(r.exit_code, 1) << r.err;
-  EXPECT_NE(r.err.find("has not finished (running)"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("tabby train --resume"), std::string::npos) << r.err;
-  EXPECT_FALSE(fs::exists(*dir_ / "unfinished.onnx"));
-}
-
-// A copy of the finished run with one file damaged by DAMAGE.
+// A copy of the finished run's files with DAMAGE done to them.
 static fs::path damaged_copy(const fs::path& run, const fs::path& dest,
                              const std::function<void(const fs::path&)>& damage) {
   fs::create_directories(dest);
@@ -415,6 +401,19 @@ static fs::path damaged_copy(const fs::path& run, const fs::path& dest,
   }
   damage(dest);
   return dest;
+}
+
+TEST_F(ExportMistakes, AnUnfinishedRunIsRefusedWithTheResumeCommand) {
+  const fs::path unfinished = damaged_copy(run(), *dir_ / "unfinished", [](const fs::path& d) {
+    auto record = nlohmann::json::parse(read_file(d / "run.json"));
+    record["status"] = "running";
+    testing::write_bytes(d / "run.json", record.dump(1));
+  });
+  const CommandResult r = run_tabby({"export", unfinished.string(), "--out", (*dir_ / "unfinished.onnx").string()});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("has not finished (running)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("tabby train --resume"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(*dir_ / "unfinished.onnx"));
 }
 
 TEST_F(ExportMistakes, TruncatedWeightsAreNamedAndNothingIsWritten) {

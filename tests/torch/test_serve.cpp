@@ -286,16 +286,29 @@ int queue_depth(httplib::Client& c) {
   return std::regex_search(text, m, std::regex(R"(tabby_queue_depth\{model="cats"\} ([0-9]+))")) ? std::stoi(m[1]) : -1;
 }
 
-// A thread joined when the scope ends, so a failed assertion cannot leave
-// it running (std::thread would terminate the test binary).
-struct ScopedThread {
-  template <typename F>
-  explicit ScopedThread(F f) : thread(std::move(f)) {}
-  ~ScopedThread() { join(); }
-  void join() {
-    if (thread.joinable()) thread.join();
+// One upload posted from its own thread, which is joined when the scope ends,
+// so a failed assertion cannot leave it running (std::thread would terminate
+// the test binary). status() waits for the answer: its HTTP status, or -1.
+class BackgroundUpload {
+ public:
+  BackgroundUpload(ServeProcess& s, const std::string& image)
+      : thread_([this, &s, &image] {
+          auto c = s.client();
+          auto r = c.Post("/predictions/cats", image, "image/png");
+          status_ = r ? r->status : -1;
+        }) {}
+  ~BackgroundUpload() { join(); }
+  int status() {
+    join();
+    return status_;
   }
-  std::thread thread;
+
+ private:
+  void join() {
+    if (thread_.joinable()) thread_.join();
+  }
+  int status_ = 0;
+  std::thread thread_;
 };
 
 // True once a request waits in the model's queue; false after 30 seconds
@@ -333,12 +346,7 @@ TEST_F(ServeTest, AFullQueueGets503WithRetryAfter) {
   ServeProcess s = start({"--queue", "1", "--max-batch-delay-ms", "6000", "--max-batch-size", "8"}, "queue");
   ASSERT_TRUE(s.wait_ready()) << s.stderr_text();
   const std::string image = read_file(images().front());
-  int first = 0;
-  ScopedThread waiting([&] {
-    auto c = s.client();
-    auto r = c.Post("/predictions/cats", image, "image/png");
-    first = r ? r->status : -1;
-  });
+  BackgroundUpload first(s, image);
   auto c = s.client();
   ASSERT_TRUE(wait_for_queued_request(c)) << s.stderr_text();
   auto r = c.Post("/predictions/cats", image, "image/png");
@@ -346,20 +354,14 @@ TEST_F(ServeTest, AFullQueueGets503WithRetryAfter) {
   EXPECT_EQ(r->status, 503) << r->body;
   EXPECT_EQ(r->get_header_value("Retry-After"), "1");
   EXPECT_NE(body_json(r)["error"].get<std::string>().find("queue"), std::string::npos);
-  waiting.join();
-  EXPECT_EQ(first, 200);
+  EXPECT_EQ(first.status(), 200);
 }
 
 TEST_F(ServeTest, SigtermStopsReadinessAndFinishesRequestsInFlight) {
   ServeProcess s = start({"--max-batch-delay-ms", "5000", "--max-batch-size", "8"}, "drain");
   ASSERT_TRUE(s.wait_ready()) << s.stderr_text();
   const std::string image = read_file(images().front());
-  int in_flight = 0;
-  ScopedThread waiting([&] {
-    auto c = s.client();
-    auto r = c.Post("/predictions/cats", image, "image/png");
-    in_flight = r ? r->status : -1;
-  });
+  BackgroundUpload in_flight(s, image);
   auto c = s.client();
   ASSERT_TRUE(wait_for_queued_request(c)) << s.stderr_text();
   kill(s.pid(), SIGTERM);
@@ -374,8 +376,7 @@ TEST_F(ServeTest, SigtermStopsReadinessAndFinishesRequestsInFlight) {
   EXPECT_EQ(ready, 503);
   auto refused = c.Post("/predictions/cats", image, "image/png");
   if (refused) EXPECT_EQ(refused->status, 503) << refused->body;
-  waiting.join();
-  EXPECT_EQ(in_flight, 200);
+  EXPECT_EQ(in_flight.status(), 200);
   ASSERT_TRUE(s.wait_exit(std::chrono::seconds(30)));
   EXPECT_EQ(s.exit_status(), 0) << s.stderr_text();
   EXPECT_NE(s.stderr_text().find("SIGTERM"), std::string::npos);
@@ -412,19 +413,13 @@ TEST_F(ServeTest, DrainingRunsQueuedRequestsAtOnce) {
   ServeProcess s = start({"--max-batch-delay-ms", "20000", "--max-batch-size", "8"}, "drain_now");
   ASSERT_TRUE(s.wait_ready()) << s.stderr_text();
   const std::string image = read_file(images().front());
-  int status = 0;
-  ScopedThread waiting([&] {
-    auto c = s.client();
-    auto r = c.Post("/predictions/cats", image, "image/png");
-    status = r ? r->status : -1;
-  });
+  BackgroundUpload queued(s, image);
   auto c = s.client();
   ASSERT_TRUE(wait_for_queued_request(c)) << s.stderr_text();
   const auto signalled = std::chrono::steady_clock::now();
   kill(s.pid(), SIGTERM);
   ASSERT_TRUE(s.wait_exit(std::chrono::seconds(15))) << s.stderr_text();
-  waiting.join();
-  EXPECT_EQ(status, 200);
+  EXPECT_EQ(queued.status(), 200);
   EXPECT_LT(std::chrono::steady_clock::now() - signalled, std::chrono::seconds(10)) << "waited for the 20 s batch";
   EXPECT_EQ(s.exit_status(), 0) << s.stderr_text();
 }

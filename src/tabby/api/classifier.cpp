@@ -39,7 +39,7 @@ struct Classifier::Impl {
       AutocastScope autocast(precision, device);
       logits = net->forward(x.to(device));
     }
-    const auto probs = net->probabilities(logits.to(torch::kFloat32)).to(torch::kCPU, torch::kFloat32).contiguous();
+    const auto probs = net->probabilities(logits.to(torch::kFloat32)).to(torch::kCPU).contiguous();
     return {probs.data_ptr<float>(), probs.data_ptr<float>() + probs.numel()};
   }
 };

@@ -62,9 +62,7 @@ Command add_serve(CLI::App& root) {
       throw UsageError("--max-body-mb must be positive, --drain-timeout >= 0 and --threshold between 0 and 1");
     }
     o.model.batching = {f->max_batch_size, std::chrono::milliseconds(f->max_batch_delay_ms), f->queue};
-    o.model.device = f->device;
-    o.model.threads = f->threads;
-    o.model.precision = f->precision;
+    o.model.classifier = {f->device, f->threads, f->precision};
     o.model.max_image_pixels = static_cast<uint64_t>(f->max_image_mp * 1e6);
     o.max_body_mb = f->max_body_mb;
     o.http_threads = f->http_threads;

@@ -26,7 +26,7 @@ ServedModel::ServedModel(std::string name, std::filesystem::path run_dir, ModelO
 ServedModel::~ServedModel() = default;
 
 void ServedModel::load() {
-  classifier_ = std::make_unique<Classifier>(Classifier::load(run_dir_, {options_.device, options_.threads, options_.precision}));
+  classifier_ = std::make_unique<Classifier>(Classifier::load(run_dir_, options_.classifier));
   const size_t input = 3 * static_cast<size_t>(signature_.height) * signature_.width;
   const size_t classes = signature_.classes.size();
   Classifier* c = classifier_.get();

@@ -20,9 +20,7 @@ namespace tabby::server {
 
 struct ModelOptions {
   serve::BatcherOptions batching;
-  std::string device = "auto";
-  int threads = 0;                       // LibTorch's CPU threads
-  std::string precision = "fp32";        // fp32, bf16 or auto (ClassifierOptions)
+  ClassifierOptions classifier;          // device, CPU threads, precision
   uint64_t max_image_pixels = 40000000;  // larger uploads are refused before decoding
 };
 
