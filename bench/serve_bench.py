@@ -59,6 +59,24 @@ end
 """
 
 
+def cpu_facts():
+    """The CPU's model name, and whether it computes bfloat16 natively (AVX512-BF16 or AMX)."""
+    model, flags = "unknown CPU", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model == "unknown CPU":
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    native = sorted(flags & {"avx512_bf16", "amx_bf16"})
+    vector = "AVX512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return model, vector, native
+
+
 def log(msg):
     print(f"serve-bench: {msg}", file=sys.stderr, flush=True)
 
@@ -113,6 +131,11 @@ def measure(name, start_cmd, env, ready_path, predict_path, photos, args, work):
         run_wrk(url, photos, args.connections, args.warmup, work)
         result = run_wrk(url, photos, args.connections, args.duration, work)
         result["server"] = " ".join(shlex.quote(c) for c in cmd)
+        logfile.flush()
+        with open(os.path.join(work, f"{name}.log")) as f:
+            m = re.search(r"(\d+) instances? x (\d+) threads?", f.read())
+        if m:
+            result["instances"], result["instance_threads"] = int(m.group(1)), int(m.group(2))
         log(f"{name}: {result['rps']:.1f} requests/s, p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, "
             f"{result['non_200']} not 200")
         return result
@@ -155,20 +178,23 @@ def section(res):
              "(bilinear, as tabby), normalises and runs torchvision's model under `no_grad`, one image per request "
              "(Flask has no batching); its worker counts split the cores between processes. The machine's speed "
              f"drifts over minutes, so tabby and the peer with the most workers are measured in turn, {res['rounds']} "
-             "rounds, and their rows give the median round (every round's requests/s in brackets). fp32 is the default of "
-             "both; bf16 runs the forward pass in bfloat16 (tabby `serve --precision bf16`, the peer under "
-             "`torch.autocast(\"cpu\", dtype=torch.bfloat16)`), which this CPU computes natively (AVX512-BF16).", "",
+             "rounds, and their rows give the median round (every round's requests/s in brackets). tabby runs with its "
+             "default instances (`--instances`: copies of the model, one inference thread each, sharing the queue); "
+             "the row with one instance using every core is measured once beside them. fp32 is the default of both. "
+             + res["bf16_note"], "",
              "| server | precision | setting | requests/s | p50 ms | p90 ms | p99 ms | not 200 |",
              "|---|---|---|---|---|---|---|---|"]
     for t in res["tabby"]:
-        lines.append(f"| tabby serve | {t['precision']} | 1 process (batching: max 32 images, 5 ms) | {rate(t)} | "
+        shape = (f"{t['instances']} instance{'s' if t['instances'] != 1 else ''} x {t['instance_threads']} "
+                 f"thread{'s' if t['instance_threads'] != 1 else ''}, " if "instances" in t else "")
+        lines.append(f"| tabby serve | {t['precision']} | 1 process, {shape}batching: max 32 images, 5 ms | {rate(t)} | "
                      f"{t['p50_ms']:.1f} | {t['p90_ms']:.1f} | {t['p99_ms']:.1f} | {t['non_200']} |")
     for p in res["peer"]:
         lines.append(f"| Flask + gunicorn (peer) | {p['precision']} | {p['workers']} workers x {p['threads']} threads | "
                      f"{rate(p)} | {p['p50_ms']:.1f} | {p['p90_ms']:.1f} | {p['p99_ms']:.1f} | {p['non_200']} |")
     lines.append("")
     for precision in ("fp32", "bf16"):
-        t = next((t for t in res["tabby"] if t["precision"] == precision), None)
+        t = next((t for t in res["tabby"] if t["precision"] == precision and not t.get("variant")), None)
         peers = [p for p in res["peer"] if p["precision"] == precision]
         if not t or not peers:
             continue
@@ -209,17 +235,27 @@ def main():
            "photo_kb": sum(os.path.getsize(f) for f in photos) / len(photos) / 1024,
            "commit": subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
            "machine": f"{cores} cores, load average at start {os.getloadavg()[0]:.2f}."}
+    cpu_model, vector, native_bf16 = cpu_facts()
+    res["machine"] = f"{cpu_model} ({vector}), " + res["machine"]
+    precisions = ["fp32"] + (["bf16"] if native_bf16 else [])
+    res["bf16_note"] = ("bf16 runs the forward pass in bfloat16 (tabby `serve --precision bf16`, the peer under "
+                        "`torch.autocast(\"cpu\", dtype=torch.bfloat16)`), which this CPU computes natively ("
+                        + ", ".join(native_bf16) + ")." if native_bf16 else
+                        "bf16 is not measured: this CPU has no native bfloat16 (no AVX512-BF16 or AMX), where "
+                        "LibTorch emulates it more slowly than fp32.")
     run = train_run(tabby, args.shared, args.work)
     env = dict(os.environ, TABBY_SHARED=args.shared)
     res["tabby"], res["peer"] = [], []
     workers = [int(x) for x in args.peer_workers.split(",")]
     most = max(workers)
 
-    def tabby_once(precision, round_):
-        r = measure(f"tabby-{precision}-{round_}", [tabby, "serve", run, "--port", "{port}", "--name", "pets",
-                                                      "--precision", precision],
+    def tabby_once(precision, round_, extra=()):
+        r = measure(f"tabby-{precision}-{round_}{'-'.join(('',) + tuple(extra))}",
+                    [tabby, "serve", run, "--port", "{port}", "--name", "pets", "--precision", precision, *extra],
                     env, "/v2/health/ready", "/predictions/pets", photos, args, args.work)
         r["precision"] = precision
+        if extra:
+            r["variant"] = " ".join(extra)
         return r
 
     def peer_once(precision, w, round_):
@@ -237,7 +273,7 @@ def main():
     # The machine's speed drifts over minutes: the pairs compared (tabby and the peer
     # with the most workers) run in turn, --rounds times, and each row is the
     # round with the median throughput.
-    for precision in ("fp32", "bf16"):
+    for precision in precisions:
         pairs = [(tabby_once(precision, k), peer_once(precision, most, k)) for k in range(args.rounds)]
         for side, key in ((0, "tabby"), (1, "peer")):
             runs = sorted((p[side] for p in pairs), key=lambda r: r["rps"])
@@ -245,6 +281,9 @@ def main():
             median["rounds"] = [round(r["rps"], 1) for r in runs]
             res[key].append(median)
         if precision == "fp32":
+            single = tabby_once("fp32", 0, ("--instances", "1"))
+            if single.get("instances") != res["tabby"][-1].get("instances"):
+                res["tabby"].append(single)
             res["peer"] += [peer_once("fp32", w, 0) for w in workers if w != most]
     res["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
     res["machine"] += f" Load average at the end {os.getloadavg()[0]:.2f}."

@@ -11,6 +11,7 @@
 
 #include "tabby/report/base64.h"
 #include "tabby/serve/batcher.h"
+#include "tabby/serve/instances.h"
 #include "tabby/serve/metrics.h"
 #include "tabby/serve/oip.h"
 #include "tabby/util/error.h"
@@ -154,6 +155,46 @@ TEST(DynamicBatcher, AFailingForwardPassFailsEveryRequestOfItsBatch) {
   auto a = b.submit({1}, 1), c = b.submit({2}, 1);
   EXPECT_THROW(a->get(), Error);
   EXPECT_THROW(c->get(), Error);
+}
+
+// Two instances run side by side: while one forward pass is held, the other
+// instance takes the next request; each request still gets its own rows.
+TEST(DynamicBatcher, AnIdleInstanceTakesTheNextBatchWhileAnotherRuns) {
+  HeldModel a, b;
+  DynamicBatcher batcher(std::vector<DynamicBatcher::Forward>{a.forward(), b.forward()}, 1, 1, {1, 0ms, 8});
+  auto first = batcher.submit({1}, 1);
+  while (a.running.load() + b.running.load() == 0) std::this_thread::sleep_for(1ms);
+  auto second = batcher.submit({2}, 1);
+  a.wait_until_running();
+  b.wait_until_running();  // both held at once: the second request did not wait for the first
+  EXPECT_EQ(batcher.queue_depth(), 0u);
+  a.release();
+  b.release();
+  EXPECT_EQ(first->get(), std::vector<float>{1});
+  EXPECT_EQ(second->get(), std::vector<float>{2});
+}
+
+TEST(DynamicBatcher, NeedsAnInstance) {
+  EXPECT_THROW(DynamicBatcher(std::vector<DynamicBatcher::Forward>{}, 1, 1, {}), Error);
+}
+
+TEST(InstancePlan, OnePerTwoCoresOnePerCoreBelowFourAtMostFourOneOnAGpu) {
+  auto plan = [](int instances, int threads, bool gpu, int cores) {
+    const InstancePlan p = plan_instances(instances, threads, gpu, cores);
+    return std::make_pair(p.instances, p.threads);
+  };
+  EXPECT_EQ(plan(0, 0, false, 1), std::make_pair(1, 1));
+  EXPECT_EQ(plan(0, 0, false, 2), std::make_pair(2, 1));
+  EXPECT_EQ(plan(0, 0, false, 3), std::make_pair(3, 1));
+  EXPECT_EQ(plan(0, 0, false, 8), std::make_pair(4, 2));
+  EXPECT_EQ(plan(0, 0, false, 64), std::make_pair(4, 16));
+  EXPECT_EQ(plan(0, 0, true, 16), std::make_pair(1, 16));
+  EXPECT_EQ(plan(2, 0, true, 16), std::make_pair(2, 16));
+  // One setting given: the other follows from the cores.
+  EXPECT_EQ(plan(1, 0, false, 2), std::make_pair(1, 2));
+  EXPECT_EQ(plan(0, 2, false, 8), std::make_pair(4, 2));
+  EXPECT_EQ(plan(0, 4, false, 2), std::make_pair(1, 4));
+  EXPECT_EQ(plan(3, 5, false, 2), std::make_pair(3, 5));
 }
 
 TEST(Metrics, ExpositionHasCountersHistogramsAndGauges) {

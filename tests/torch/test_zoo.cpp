@@ -576,3 +576,34 @@ TEST(ZooFreeze, FreshBackboneTrainsBatchNormNormally) {
     EXPECT_DOUBLE_EQ(bn->options.momentum().value(), 0.01);
   }
 }
+
+// Without autograd the zoo writes activations and residual sums into the
+// convolutions' fresh outputs and calls oneDNN's convolution directly; with
+// autograd on it runs the out-of-place ops of training. Both give the same
+// numbers, and neither touches the caller's input.
+TEST(ZooInference, InPlacePathGivesTheAutogradPathsValuesAndLeavesTheInput) {
+  for (const std::string arch : {"mobilenet_v2", "resnet18"}) {
+    torch::manual_seed(3);
+    auto model = make_backbone(arch, /*include_top=*/true, 4);
+    model->eval();
+    {
+      torch::NoGradGuard no_grad;
+      for (auto* bn : batch_norms(*model)) {  // statistics that are not the identity
+        bn->running_mean.uniform_(-0.5, 0.5);
+        bn->running_var.uniform_(0.5, 2.0);
+      }
+    }
+    for (int64_t batch : {1, 5}) {
+      const torch::Tensor x = torch::randn({batch, 3, 48, 48}).contiguous(torch::MemoryFormat::ChannelsLast);
+      const torch::Tensor original = x.clone();
+      const torch::Tensor with_autograd = model->forward(x).detach();
+      torch::Tensor inference;
+      {
+        torch::NoGradGuard no_grad;
+        inference = model->forward(x);
+      }
+      EXPECT_TRUE(torch::equal(x, original)) << arch;
+      EXPECT_LT((inference - with_autograd).abs().max().item<double>(), 1e-4) << arch << " batch " << batch;
+    }
+  }
+}

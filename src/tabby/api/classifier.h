@@ -42,9 +42,9 @@ void apply_threshold(Classification& classification, double threshold);
 struct ClassifierOptions {
   std::string device = "auto";  // auto, cpu, cuda, cuda:N
   int threads = 0;              // LibTorch's CPU threads (0: all cores)
-  // Compute type of the forward pass: fp32 (exact), bf16 (about twice as fast on
-  // CPUs with AVX512-BF16 or AMX, and on GPUs; probabilities differ from fp32's in
-  // the second or third decimal), or auto (bf16 on CUDA, fp32 on the CPU).
+  // Compute type of the forward pass: fp32 (exact), bf16 (faster on GPUs and on
+  // CPUs with AVX512-BF16 or AMX, slower on other CPUs; probabilities differ from
+  // fp32's in the second or third decimal), or auto (bf16 on CUDA, fp32 on the CPU).
   std::string precision = "fp32";
 };
 

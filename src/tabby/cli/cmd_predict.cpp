@@ -32,8 +32,8 @@ Command add_predict(CLI::App& root) {
   app->add_option("--device", job->device, "auto, cpu, cuda or cuda:N");
   app->add_option("--threads", job->threads, "CPU threads (default: all cores)");
   app->add_option("--precision", job->precision,
-                  "fp32 (default, exact), bf16 (about twice as fast on CPUs with AVX512-BF16 or AMX and on GPUs; "
-                  "probabilities differ in the second or third decimal) or auto (bf16 on CUDA)");
+                  "fp32 (default, exact), bf16 (faster on GPUs and on CPUs with AVX512-BF16 or AMX, slower on other "
+                  "CPUs; probabilities differ in the second or third decimal) or auto (bf16 on CUDA)");
   app->add_flag("--json", *json, "Print a JSON list of {file, label, probability}");
   Action run = [job, json, args, classes, csv]() -> int {
     std::vector<std::string> inputs = *args;

@@ -14,7 +14,7 @@ namespace {
 struct ServeFlags {
   std::vector<std::string> runs, names;
   std::string host = "127.0.0.1", device = "auto", precision = "fp32";
-  int port = 8080, threads = 0, http_threads = 0, max_batch_delay_ms = 5;
+  int port = 8080, threads = 0, instances = 0, http_threads = 0, max_batch_delay_ms = 5;
   int64_t max_batch_size = 32;
   size_t queue = 256;
   double max_body_mb = 16, drain_timeout = 30, threshold = 0, max_image_mp = 40;
@@ -40,10 +40,13 @@ Command add_serve(CLI::App& root) {
   app->add_option("--drain-timeout", f->drain_timeout,
                   "Seconds requests in flight get to finish after SIGTERM/SIGINT (default 30)");
   app->add_option("--device", f->device, "auto, cpu, cuda or cuda:N");
-  app->add_option("--threads", f->threads, "CPU threads of the models (default: all cores)");
+  app->add_option("--instances", f->instances,
+                  "Copies of each model taking batches side by side, one inference thread each (default: 1 on a "
+                  "GPU; on the CPU one per two cores, one per core below four, at most 4)");
+  app->add_option("--threads", f->threads, "CPU threads of each instance's forward pass (default: cores / instances)");
   app->add_option("--precision", f->precision,
-                  "fp32 (default: the probabilities of tabby predict), bf16 (about twice the images per second on "
-                  "CPUs with AVX512-BF16 or AMX and on GPUs; probabilities differ in the second or third decimal) "
+                  "fp32 (default: the probabilities of tabby predict), bf16 (faster on GPUs and on CPUs with "
+                  "AVX512-BF16 or AMX, slower on other CPUs; probabilities differ in the second or third decimal) "
                   "or auto (bf16 on CUDA)");
   app->add_option("--http-threads", f->http_threads,
                   "Threads answering HTTP (default: twice the batch sizes, at least 16)");
@@ -55,6 +58,7 @@ Command add_serve(CLI::App& root) {
     o.host = f->host;
     o.port = f->port;
     if (f->port < 0 || f->port > 65535) throw UsageError("--port must be 0 to 65535");
+    if (f->instances < 0 || f->threads < 0) throw UsageError("--instances and --threads must be at least 1");
     if (f->max_batch_size < 1 || f->queue < 1 || f->max_batch_delay_ms < 0) {
       throw UsageError("--max-batch-size and --queue must be at least 1, --max-batch-delay-ms at least 0");
     }
@@ -63,6 +67,7 @@ Command add_serve(CLI::App& root) {
     }
     o.model.batching = {f->max_batch_size, std::chrono::milliseconds(f->max_batch_delay_ms), f->queue};
     o.model.classifier = {f->device, f->threads, f->precision};
+    o.model.instances = f->instances;
     o.model.max_image_pixels = static_cast<uint64_t>(f->max_image_mp * 1e6);
     o.max_body_mb = f->max_body_mb;
     o.http_threads = f->http_threads;

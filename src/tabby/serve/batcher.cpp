@@ -9,14 +9,20 @@ namespace tabby::serve {
 
 DynamicBatcher::DynamicBatcher(Forward forward, size_t input_floats, size_t output_floats, BatcherOptions options,
                                BatchObserver observer)
-    : forward_(std::move(forward)),
+    : DynamicBatcher(std::vector<Forward>{std::move(forward)}, input_floats, output_floats, options,
+                     std::move(observer)) {}
+
+DynamicBatcher::DynamicBatcher(std::vector<Forward> instances, size_t input_floats, size_t output_floats,
+                               BatcherOptions options, BatchObserver observer)
+    : instances_(std::move(instances)),
       input_floats_(input_floats),
       output_floats_(output_floats),
       options_(options),
       observer_(std::move(observer)) {
   options_.max_batch_size = std::max<int64_t>(1, options_.max_batch_size);
   options_.max_queue = std::max<size_t>(1, options_.max_queue);
-  worker_ = std::thread([this] { run(); });
+  if (instances_.empty()) throw Error("a batcher needs at least one instance of its model");
+  for (const Forward& forward : instances_) workers_.emplace_back([this, &forward] { run(forward); });
 }
 
 DynamicBatcher::~DynamicBatcher() {
@@ -25,7 +31,7 @@ DynamicBatcher::~DynamicBatcher() {
     closed_ = stopping_ = true;
   }
   arrived_.notify_all();
-  worker_.join();
+  for (auto& worker : workers_) worker.join();
   for (auto& r : queue_) {
     r.result.set_exception(std::make_exception_ptr(Error("the server is shutting down")));
   }
@@ -76,19 +82,26 @@ void DynamicBatcher::abandon() {
 }
 
 // The requests of the next forward pass: from the first waiting one, until the
-// batch is full or the first has waited max_delay. Empty when stopping.
+// batch is full or the first has waited max_delay. Empty when stopping. With
+// several instances the queue's head may change while this one waits (another
+// instance took it), so the deadline is always the current head's.
 std::vector<DynamicBatcher::Request> DynamicBatcher::collect() {
   std::unique_lock<std::mutex> lock(mutex_);
-  arrived_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-  if (stopping_) return {};
-  const auto deadline = arrival_.front() + options_.max_delay;
   auto waiting_images = [&] {
     int64_t n = 0;
     for (const auto& r : queue_) n += r.n;
     return n;
   };
-  arrived_.wait_until(lock, deadline,
-                      [&] { return stopping_ || closed_ || waiting_images() >= options_.max_batch_size; });
+  for (;;) {
+    if (stopping_) return {};
+    if (queue_.empty()) {
+      arrived_.wait(lock);
+      continue;
+    }
+    const auto deadline = arrival_.front() + options_.max_delay;
+    if (closed_ || waiting_images() >= options_.max_batch_size || std::chrono::steady_clock::now() >= deadline) break;
+    arrived_.wait_until(lock, deadline);
+  }
   std::vector<Request> batch;
   int64_t images = 0;
   // Whole requests only; one larger than a batch runs alone.
@@ -101,14 +114,14 @@ std::vector<DynamicBatcher::Request> DynamicBatcher::collect() {
   return batch;
 }
 
-void DynamicBatcher::execute(std::vector<Request>& batch) {
+void DynamicBatcher::execute(const Forward& forward, std::vector<Request>& batch) {
   int64_t images = 0;
   for (const auto& r : batch) images += r.n;
   std::vector<float> inputs;
   inputs.reserve(static_cast<size_t>(images) * input_floats_);
   for (const auto& r : batch) inputs.insert(inputs.end(), r.inputs.begin(), r.inputs.end());
   try {
-    const std::vector<float> outputs = forward_(inputs, images);
+    const std::vector<float> outputs = forward(inputs, images);
     if (outputs.size() != static_cast<size_t>(images) * output_floats_) throw Error("the model gave a wrong number of outputs");
     if (observer_) observer_(images);
     size_t at = 0;
@@ -122,11 +135,11 @@ void DynamicBatcher::execute(std::vector<Request>& batch) {
   }
 }
 
-void DynamicBatcher::run() {
+void DynamicBatcher::run(const Forward& forward) {
   for (;;) {
     std::vector<Request> batch = collect();
     if (batch.empty()) return;
-    execute(batch);
+    execute(forward, batch);
   }
 }
 

@@ -1,11 +1,17 @@
 // Dynamic batching for a model server: requests from many HTTP threads are
-// queued and one thread runs them through the model together. The thread
-// takes the first waiting request, keeps collecting until `max_batch_size`
-// images are waiting or `max_delay` has passed since that first request, then
-// runs one forward pass and hands each request its rows. So a lone request
-// waits at most the delay plus one forward pass, and under load the batches
-// fill up. The queue is bounded: when `max_queue` requests wait, submit()
-// refuses (the server answers 503).
+// queued and an inference thread runs them through the model together. The
+// thread takes the first waiting request, keeps collecting until
+// `max_batch_size` images are waiting or `max_delay` has passed since that
+// first request, then runs one forward pass and hands each request its rows.
+// So a lone request waits at most the delay plus one forward pass, and under
+// load the batches fill up. The queue is bounded: when `max_queue` requests
+// wait, submit() refuses (the server answers 503).
+//
+// Several instances of a model (one inference thread each, Triton's "instance
+// count") share one queue: an idle instance takes the next batch while the
+// others run theirs. On a CPU, two single-threaded instances keep both cores
+// busy where one two-threaded forward pass waits at every layer for its
+// slower half.
 #pragma once
 
 #include <chrono>
@@ -37,7 +43,11 @@ class DynamicBatcher {
 
   DynamicBatcher(Forward forward, size_t input_floats, size_t output_floats, BatcherOptions options,
                  BatchObserver observer = {});
-  // Stops the thread; requests still waiting fail with tabby::Error.
+  // One inference thread per forward function (each its own instance of the
+  // model; each is only ever called from its own thread).
+  DynamicBatcher(std::vector<Forward> instances, size_t input_floats, size_t output_floats, BatcherOptions options,
+                 BatchObserver observer = {});
+  // Stops the threads; requests still waiting fail with tabby::Error.
   ~DynamicBatcher();
   DynamicBatcher(const DynamicBatcher&) = delete;
   DynamicBatcher& operator=(const DynamicBatcher&) = delete;
@@ -62,11 +72,11 @@ class DynamicBatcher {
     std::promise<std::vector<float>> result;
   };
 
-  void run();
+  void run(const Forward& forward);
   std::vector<Request> collect();
-  void execute(std::vector<Request>& batch);
+  void execute(const Forward& forward, std::vector<Request>& batch);
 
-  Forward forward_;
+  std::vector<Forward> instances_;
   size_t input_floats_, output_floats_;
   BatcherOptions options_;
   BatchObserver observer_;
@@ -75,7 +85,7 @@ class DynamicBatcher {
   std::deque<Request> queue_;
   std::deque<std::chrono::steady_clock::time_point> arrival_;
   bool closed_ = false, stopping_ = false;
-  std::thread worker_;
+  std::vector<std::thread> workers_;
 };
 
 }  // namespace tabby::serve

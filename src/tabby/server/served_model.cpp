@@ -6,9 +6,11 @@
 #include "tabby/image/resize.h"
 #include "tabby/run/run_files.h"
 #include "tabby/run/run_record.h"
+#include "tabby/train/device.h"
 #include "tabby/train/run.h"
 #include "tabby/util/error.h"
 #include "tabby/util/log.h"
+#include "tabby/util/threads.h"
 
 namespace tabby::server {
 
@@ -26,23 +28,32 @@ ServedModel::ServedModel(std::string name, std::filesystem::path run_dir, ModelO
 ServedModel::~ServedModel() = default;
 
 void ServedModel::load() {
-  classifier_ = std::make_unique<Classifier>(Classifier::load(run_dir_, options_.classifier));
+  const bool on_gpu = resolve_device(options_.classifier.device).is_cuda();
+  plan_ = serve::plan_instances(options_.instances, options_.classifier.threads, on_gpu, default_thread_count());
+  ClassifierOptions classifier = options_.classifier;
+  classifier.threads = plan_.threads;
   const size_t input = 3 * static_cast<size_t>(signature_.height) * signature_.width;
   const size_t classes = signature_.classes.size();
-  Classifier* c = classifier_.get();
+  std::vector<serve::DynamicBatcher::Forward> forwards;
+  // Each instance a load of its own: a Classifier runs one forward pass at a time.
+  for (int k = 0; k < plan_.instances; ++k) {
+    instances_.push_back(Classifier::load(run_dir_, classifier));
+    Classifier c = instances_.back();
+    forwards.push_back([c](const std::vector<float>& pixels, int64_t n) { return c.probabilities_chw(pixels.data(), n); });
+  }
   // Warm-up: the first passes allocate and pick kernels; requests should not pay for that.
   for (int64_t n : {int64_t{1}, options_.batching.max_batch_size}) {
     std::vector<float> zeros(input * static_cast<size_t>(n), 0.0f);
-    c->probabilities_chw(zeros.data(), n);
+    for (const auto& forward : forwards) forward(zeros, n);
   }
-  batcher_ = std::make_unique<serve::DynamicBatcher>(
-      [c](const std::vector<float>& pixels, int64_t n) { return c->probabilities_chw(pixels.data(), n); }, input,
-      classes, options_.batching, [this](int64_t images) { metrics_.batch(name_, images); });
+  batcher_ = std::make_unique<serve::DynamicBatcher>(std::move(forwards), input, classes, options_.batching,
+                                                     [this](int64_t images) { metrics_.batch(name_, images); });
   serve::DynamicBatcher* b = batcher_.get();
   metrics_.queue_depth_source(name_, [b] { return b->queue_depth(); });
   ready_ = true;
-  log::infof("model {} ready ({} classes, {}x{} input, from {})", name_, classes, signature_.width,
-             signature_.height, run_dir_.string());
+  log::infof("model {} ready ({} classes, {}x{} input, {} instance{} x {} thread{}, from {})", name_, classes,
+             signature_.width, signature_.height, plan_.instances, plan_.instances == 1 ? "" : "s", plan_.threads,
+             plan_.threads == 1 ? "" : "s", run_dir_.string());
 }
 
 std::vector<float> ServedModel::pixels_of(const std::string& encoded) const {

@@ -1,6 +1,7 @@
-// One model of `tabby serve`: a run folder's Classifier behind its own
-// DynamicBatcher (one inference thread per model), loaded and warmed in the
-// background so that readiness says the truth.
+// One model of `tabby serve`: a run folder's Classifier, in one or more
+// instances, behind its own DynamicBatcher (one inference thread per
+// instance), loaded and warmed in the background so that readiness says the
+// truth.
 #pragma once
 
 #include <atomic>
@@ -13,6 +14,7 @@
 
 #include "tabby/api/classifier.h"
 #include "tabby/serve/batcher.h"
+#include "tabby/serve/instances.h"
 #include "tabby/serve/metrics.h"
 #include "tabby/serve/oip.h"
 
@@ -20,9 +22,11 @@ namespace tabby::server {
 
 struct ModelOptions {
   serve::BatcherOptions batching;
-  ClassifierOptions classifier;          // device, CPU threads, precision
+  ClassifierOptions classifier;          // device, CPU threads of each instance (0: cores / instances), precision
+  int instances = 0;                     // copies of the model taking batches side by side (0: see plan_instances)
   uint64_t max_image_pixels = 40000000;  // larger uploads are refused before decoding
 };
+
 
 class ServedModel {
  public:
@@ -34,6 +38,8 @@ class ServedModel {
   // Loads the weights and runs one batch through the model; ready() after.
   void load();
   bool ready() const { return ready_.load(); }
+  // Known once load() returned.
+  const serve::InstancePlan& plan() const { return plan_; }
   const std::string& name() const { return name_; }
   // Known before load(): from the run's record.
   const serve::ModelSignature& signature() const { return signature_; }
@@ -44,7 +50,7 @@ class ServedModel {
   // Queues `n` images; nullopt when the queue is full (or the model is closed).
   std::optional<std::future<std::vector<float>>> infer(std::vector<float> pixels, int64_t n);
   // The top classes of one row of probabilities.
-  Classification top(const float* probabilities, int k) const { return classifier_->top(probabilities, k); }
+  Classification top(const float* probabilities, int k) const { return instances_.front().top(probabilities, k); }
   // Refuses new requests; queued ones still run.
   void close();
   // The drain's time is up: requests still waiting fail with a 503.
@@ -57,7 +63,8 @@ class ServedModel {
   serve::Metrics& metrics_;
   serve::ModelSignature signature_;
   bool crop_ = false;
-  std::unique_ptr<Classifier> classifier_;
+  serve::InstancePlan plan_;
+  std::vector<Classifier> instances_;
   std::unique_ptr<serve::DynamicBatcher> batcher_;
   std::atomic<bool> ready_{false};
 };

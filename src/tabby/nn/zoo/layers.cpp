@@ -1,6 +1,8 @@
 // Shared zoo building blocks; see layers.h.
 #include "tabby/nn/zoo/layers.h"
 
+#include "tabby/util/torch_compat.h"
+
 namespace tabby::nn::zoo {
 
 torch::Tensor HardswishImpl::forward(torch::Tensor x) { return torch::hardswish(x); }
@@ -37,6 +39,14 @@ torch::Tensor conv_bn(torch::nn::Conv2dImpl& conv, torch::nn::BatchNorm2dImpl& b
     return bn.forward(conv.forward(x));
   }
   namespace F = torch::nn::functional;
+  // Not under autocast: mkldnn_convolution is not one of the ops it casts.
+  if (x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && !torch::GradMode::is_enabled() &&
+      !torch_compat::autocast_enabled(c10::DeviceType::CPU) && at::hasMKLDNN()) {
+    if (const auto* padding = torch_compat::variant_get_if<torch::ExpandingArray<2>>(co.padding())) {
+      return torch::mkldnn_convolution(x, weight.to(x.dtype()), shift.to(x.dtype()), **padding, *co.stride(),
+                                       *co.dilation(), co.groups());
+    }
+  }
   return F::conv2d(x, weight.to(x.dtype()),
                    F::Conv2dFuncOptions()
                        .bias(shift.to(x.dtype()))
@@ -46,7 +56,16 @@ torch::Tensor conv_bn(torch::nn::Conv2dImpl& conv, torch::nn::BatchNorm2dImpl& b
                        .groups(co.groups()));
 }
 
+torch::Tensor relu_fresh(torch::Tensor fresh) {
+  return torch::GradMode::is_enabled() ? torch::relu(fresh) : fresh.relu_();
+}
+
+torch::Tensor add_into_fresh(torch::Tensor fresh, const torch::Tensor& other) {
+  return torch::GradMode::is_enabled() ? fresh + other : fresh.add_(other);
+}
+
 torch::Tensor ChainImpl::forward(torch::Tensor x) {
+  const bool in_place = !torch::GradMode::is_enabled();
   for (auto it = begin(); it != end(); ++it) {
     auto next = it + 1;
     if (next != end()) {
@@ -55,6 +74,16 @@ torch::Tensor ChainImpl::forward(torch::Tensor x) {
       if (conv && bn) {
         x = conv_bn(*conv, *bn, x);
         it = next;
+        auto activation = it + 1;
+        if (in_place && activation != end()) {
+          if (activation->ptr()->as<torch::nn::ReLU6>()) {
+            x.clamp_(0, 6);
+            it = activation;
+          } else if (activation->ptr()->as<torch::nn::ReLU>()) {
+            x.relu_();
+            it = activation;
+          }
+        }
         continue;
       }
     }

@@ -28,12 +28,23 @@ TORCH_MODULE(Hardsigmoid);
 // conv then batch norm. When the batch norm is in inference mode its affine
 // map is folded into the convolution's weights and bias (exact, and
 // differentiable in the conv's weights), which skips a full pass over the
-// activations: batch norm dominated inference time on CPU.
+// activations: batch norm dominated inference time on CPU. Without autograd
+// on the CPU in fp32 the convolution is oneDNN's whatever the batch size and thread
+// count: LibTorch's own choice sends small single-threaded batches of 1x1
+// convolutions to a slower matrix-multiply path.
 torch::Tensor conv_bn(torch::nn::Conv2dImpl& conv, torch::nn::BatchNorm2dImpl& bn, const torch::Tensor& x);
+
+// For a tensor nothing else holds (the output of conv_bn): ReLU, and the sum
+// with `other`, written into it when no autograd graph is recorded
+// (inference), which saves an allocation and a pass over memory per layer;
+// with autograd on, the out-of-place ops of training. Same values either way.
+torch::Tensor relu_fresh(torch::Tensor fresh);
+torch::Tensor add_into_fresh(torch::Tensor fresh, const torch::Tensor& other);
 
 // A Sequential that can itself sit inside a Sequential (LibTorch's AnyModule
 // needs a non-template forward, which Sequential lacks). Consecutive
-// Conv2d + BatchNorm2d children run as conv_bn.
+// Conv2d + BatchNorm2d children run as conv_bn, and a ReLU or ReLU6 after them
+// in place at inference.
 class ChainImpl : public torch::nn::SequentialImpl {
  public:
   using torch::nn::SequentialImpl::SequentialImpl;

@@ -24,7 +24,7 @@ class InvertedResidualV2Impl : public torch::nn::Module, public OnnxExportable {
   }
 
   // x is (B,in,H,W) → (B,out,H/stride,W/stride)
-  torch::Tensor forward(torch::Tensor x) { return use_residual_ ? x + conv_->forward(x) : conv_->forward(x); }
+  torch::Tensor forward(torch::Tensor x) { return use_residual_ ? add_into_fresh(conv_->forward(x), x) : conv_->forward(x); }
 
   Value export_onnx(GraphWriter& g, const Value& x) override {
     const Value y = export_module(g, *conv_, x);

@@ -33,9 +33,9 @@ class BasicBlockImpl : public torch::nn::Module, public OnnxExportable {
 
   // x is (B,in,H,W) → (B,planes,H/stride,W/stride)
   torch::Tensor forward(torch::Tensor x) {
-    torch::Tensor out = torch::relu(conv_bn(*conv1_, *bn1_, x));
+    torch::Tensor out = relu_fresh(conv_bn(*conv1_, *bn1_, x));
     out = conv_bn(*conv2_, *bn2_, out);
-    return torch::relu(out + (downsample_ ? downsample_->forward(x) : x));
+    return relu_fresh(add_into_fresh(out, downsample_ ? downsample_->forward(x) : x));
   }
 
   Value export_onnx(GraphWriter& g, const Value& x) override {
@@ -71,10 +71,10 @@ class BottleneckImpl : public torch::nn::Module, public OnnxExportable {
 
   // x is (B,in,H,W) → (B,4*planes,H/stride,W/stride)
   torch::Tensor forward(torch::Tensor x) {
-    torch::Tensor out = torch::relu(conv_bn(*conv1_, *bn1_, x));
-    out = torch::relu(conv_bn(*conv2_, *bn2_, out));
+    torch::Tensor out = relu_fresh(conv_bn(*conv1_, *bn1_, x));
+    out = relu_fresh(conv_bn(*conv2_, *bn2_, out));
     out = conv_bn(*conv3_, *bn3_, out);
-    return torch::relu(out + (downsample_ ? downsample_->forward(x) : x));
+    return relu_fresh(add_into_fresh(out, downsample_ ? downsample_->forward(x) : x));
   }
 
   Value export_onnx(GraphWriter& g, const Value& x) override {
@@ -125,7 +125,7 @@ class ResNetImpl : public BackboneImpl {
 
   // x is (B,3,H,W) → (B,512|2048,H/32,W/32)
   torch::Tensor forward_features(torch::Tensor x) override {
-    x = torch::relu(conv_bn(*conv1_, *bn1_, x));
+    x = relu_fresh(conv_bn(*conv1_, *bn1_, x));
     x = torch::max_pool2d(x, /*kernel_size=*/{3, 3}, /*stride=*/{2, 2}, /*padding=*/{1, 1});
     for (auto& layer : layers_) x = layer->forward(x);
     return x;
