@@ -58,7 +58,7 @@ Command add_serve(CLI::App& root) {
     o.host = f->host;
     o.port = f->port;
     if (f->port < 0 || f->port > 65535) throw UsageError("--port must be 0 to 65535");
-    if (f->instances < 0 || f->threads < 0) throw UsageError("--instances and --threads must be at least 1");
+    if (f->instances < 0 || f->threads < 0) throw UsageError("--instances and --threads cannot be negative (0: chosen from the cores)");
     if (f->max_batch_size < 1 || f->queue < 1 || f->max_batch_delay_ms < 0) {
       throw UsageError("--max-batch-size and --queue must be at least 1, --max-batch-delay-ms at least 0");
     }

@@ -39,17 +39,18 @@ torch::Tensor conv_bn(torch::nn::Conv2dImpl& conv, torch::nn::BatchNorm2dImpl& b
     return bn.forward(conv.forward(x));
   }
   namespace F = torch::nn::functional;
+  weight = weight.to(x.dtype());
+  shift = shift.to(x.dtype());
   // Not under autocast: mkldnn_convolution is not one of the ops it casts.
   if (x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && !torch::GradMode::is_enabled() &&
       !torch_compat::autocast_enabled(c10::DeviceType::CPU) && at::hasMKLDNN()) {
     if (const auto* padding = torch_compat::variant_get_if<torch::ExpandingArray<2>>(co.padding())) {
-      return torch::mkldnn_convolution(x, weight.to(x.dtype()), shift.to(x.dtype()), **padding, *co.stride(),
-                                       *co.dilation(), co.groups());
+      return torch::mkldnn_convolution(x, weight, shift, **padding, *co.stride(), *co.dilation(), co.groups());
     }
   }
-  return F::conv2d(x, weight.to(x.dtype()),
+  return F::conv2d(x, weight,
                    F::Conv2dFuncOptions()
-                       .bias(shift.to(x.dtype()))
+                       .bias(shift)
                        .stride(co.stride())
                        .padding(co.padding())
                        .dilation(co.dilation())
@@ -64,6 +65,23 @@ torch::Tensor add_into_fresh(torch::Tensor fresh, const torch::Tensor& other) {
   return torch::GradMode::is_enabled() ? fresh + other : fresh.add_(other);
 }
 
+namespace {
+
+// ReLU or ReLU6 applied to `x` in place; false (x untouched) for any other module.
+bool activate_in_place(torch::nn::Module& module, torch::Tensor& x) {
+  if (module.as<torch::nn::ReLU6>()) {
+    x.clamp_(0, 6);
+    return true;
+  }
+  if (module.as<torch::nn::ReLU>()) {
+    x.relu_();
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 torch::Tensor ChainImpl::forward(torch::Tensor x) {
   const bool in_place = !torch::GradMode::is_enabled();
   for (auto it = begin(); it != end(); ++it) {
@@ -75,15 +93,7 @@ torch::Tensor ChainImpl::forward(torch::Tensor x) {
         x = conv_bn(*conv, *bn, x);
         it = next;
         auto activation = it + 1;
-        if (in_place && activation != end()) {
-          if (activation->ptr()->as<torch::nn::ReLU6>()) {
-            x.clamp_(0, 6);
-            it = activation;
-          } else if (activation->ptr()->as<torch::nn::ReLU>()) {
-            x.relu_();
-            it = activation;
-          }
-        }
+        if (in_place && activation != end() && activate_in_place(*activation->ptr(), x)) it = activation;
         continue;
       }
     }
