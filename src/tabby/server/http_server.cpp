@@ -361,9 +361,10 @@ void Server::load_models() {
 }
 
 void Server::drain(int signal) {
+  // Not ready before the log says so: whoever reads the log may rely on it.
+  draining_ = true;
   log::infof("{}: not ready any more; waiting for {} requests in flight (at most {}s)",
              signal == SIGINT ? "SIGINT" : "SIGTERM", in_flight_.load(), options_.drain_timeout_seconds);
-  draining_ = true;
   // Closed models run what is queued at once instead of waiting for batches to fill.
   for (auto& m : models_) m->close();
   const auto deadline = Clock::now() + std::chrono::duration<double>(options_.drain_timeout_seconds);
