@@ -13,7 +13,7 @@ namespace fs = std::filesystem;
 using testing::scratch_dir;
 using testing::write_bytes;
 
-void touch(const fs::path& p) { write_bytes(p, "x"); }
+using testing::touch;
 
 // Expects read_csv_dataset to fail with a message containing every part.
 void expect_csv_error(const fs::path& csv, const std::vector<std::string>& parts,

@@ -21,8 +21,7 @@ namespace fs = std::filesystem;
 using testing::scratch_dir;
 using testing::write_bytes;
 
-// Files need not be images: scanning never decodes.
-void touch(const fs::path& path) { write_bytes(path, "x"); }
+using testing::touch;
 
 std::vector<std::string> relative_paths(const Dataset& d, const fs::path& root) {
   std::vector<std::string> out;

@@ -34,7 +34,7 @@ using testing::sha256_hex;
 
 namespace fs = std::filesystem;
 
-std::string error_of(const std::function<void()>& f) {
+std::string error_and_hint_of(const std::function<void()>& f) {
   try {
     f();
   } catch (const Error& e) {
@@ -161,17 +161,17 @@ TEST(Resolve, OfflineAndUnknownAreClearErrors) {
   ScopedEnv cache("TABBY_CACHE_DIR", (dir / "cache").string());
   ScopedEnv offline("TABBY_OFFLINE", "1");
   register_pretrained({"tabbyofflinenet", "tabbyofflinenet-abcdef12.pth", "http://127.0.0.1:1/x.pth", "abcdef12"});
-  std::string msg = error_of([] { resolve_pretrained_weights("tabbyofflinenet"); });
+  std::string msg = error_and_hint_of([] { resolve_pretrained_weights("tabbyofflinenet"); });
   EXPECT_NE(msg.find("TABBY_OFFLINE"), std::string::npos) << msg;
   EXPECT_NE(msg.find((dir / "weights").string()), std::string::npos) << msg;
   EXPECT_NE(msg.find((dir / "cache" / "weights").string()), std::string::npos) << msg;
   EXPECT_NE(msg.find("tabbyofflinenet-abcdef12.pth"), std::string::npos) << msg;
   EXPECT_TRUE(files_in(dir / "cache" / "weights").empty());
 
-  msg = error_of([] { resolve_pretrained_weights("no_such_net"); });
+  msg = error_and_hint_of([] { resolve_pretrained_weights("no_such_net"); });
   EXPECT_NE(msg.find("'no_such_net'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("resnet18"), std::string::npos) << msg;  // the hint lists known backbones
-  EXPECT_NE(error_of([] { resolve_pretrained_weights("../etc/passwd"); }).find("not a backbone name"),
+  EXPECT_NE(error_and_hint_of([] { resolve_pretrained_weights("../etc/passwd"); }).find("not a backbone name"),
             std::string::npos);
 }
 
@@ -214,7 +214,7 @@ TEST_F(DownloadTest, ChecksumMismatchLeavesNothing) {
   ASSERT_TRUE(server.ok());
   const fs::path dir = testing::scratch_dir("download_mismatch");
   const std::string wrong = sha256_hex("something else");
-  const std::string msg = error_of([&] { download_file(server.url("/models/w.pth"), dir / "w.pth", wrong); });
+  const std::string msg = error_and_hint_of([&] { download_file(server.url("/models/w.pth"), dir / "w.pth", wrong); });
   EXPECT_NE(msg.find("SHA-256 is " + sha256_hex(data)), std::string::npos) << msg;
   EXPECT_NE(msg.find(wrong), std::string::npos) << msg;
   EXPECT_TRUE(files_in(dir).empty());
@@ -229,12 +229,12 @@ TEST_F(DownloadTest, HttpAndNetworkErrors) {
   LocalServer server({});
   ASSERT_TRUE(server.ok());
   const fs::path dir = testing::scratch_dir("download_errors");
-  std::string msg = error_of([&] { download_file(server.url("/models/missing.pth"), dir / "m.pth", ""); });
+  std::string msg = error_and_hint_of([&] { download_file(server.url("/models/missing.pth"), dir / "m.pth", ""); });
   EXPECT_NE(msg.find("HTTP 404"), std::string::npos) << msg;
   EXPECT_NE(msg.find(server.url("/models/missing.pth")), std::string::npos) << msg;
   EXPECT_NE(msg.find((dir / "m.pth").string()), std::string::npos) << msg;  // the hint: where to put it by hand
   // Nothing listens on port 1.
-  msg = error_of([&] { download_file("http://127.0.0.1:1/x.pth", dir / "x.pth", ""); });
+  msg = error_and_hint_of([&] { download_file("http://127.0.0.1:1/x.pth", dir / "x.pth", ""); });
   EXPECT_NE(msg.find("cannot download"), std::string::npos) << msg;
   // Only http(s).
   EXPECT_THROW(download_file("file:///etc/passwd", dir / "p", ""), Error);
@@ -264,7 +264,7 @@ TEST_F(DownloadTest, ResolveDownloadsIntoTheCacheOnce) {
 
   // A registry checksum that does not match: an error, and nothing in the cache.
   register_pretrained({"tabbybadnet", "tabbybadnet-00000000.pth", "https://download.invalid/x", std::string(64, '0')});
-  const std::string msg = error_of([] { resolve_pretrained_weights("tabbybadnet"); });
+  const std::string msg = error_and_hint_of([] { resolve_pretrained_weights("tabbybadnet"); });
   EXPECT_NE(msg.find("SHA-256"), std::string::npos) << msg;
   EXPECT_EQ(files_in(dir / "cache" / "weights"), std::vector<std::string>{name});
 
@@ -276,7 +276,7 @@ TEST_F(DownloadTest, ResolveDownloadsIntoTheCacheOnce) {
 
 TEST(DownloadSupport, WithoutCurlTheErrorSaysWhereToPutTheFile) {
   if (download_supported()) GTEST_SKIP() << "this build can download";
-  const std::string msg = error_of([] { download_file("https://example.com/x.pth", "/tmp/x.pth", ""); });
+  const std::string msg = error_and_hint_of([] { download_file("https://example.com/x.pth", "/tmp/x.pth", ""); });
   EXPECT_NE(msg.find("built without download support"), std::string::npos) << msg;
   EXPECT_NE(msg.find("/tmp/x.pth"), std::string::npos) << msg;
 }

@@ -47,7 +47,7 @@ early_stopping = { monitor = "val_accuracy" }
 )toml";
 
 // The message of the tabby::Error that parsing `text` throws ("" if none).
-std::string parse_error(const std::string& text) {
+std::string experiment_error(const std::string& text) {
   try {
     parse_experiment_toml(text, "exp.toml");
   } catch (const Error& e) {
@@ -124,7 +124,7 @@ TEST(ExperimentParse, FingerprintChangesWithSettings) {
   EXPECT_NE(a, model_fingerprint(other_data, s.models[0]));
 }
 
-struct BadCase {
+struct BadExperimentCase {
   const char* what;
   std::string text;
   const char* expected;  // a piece of the message
@@ -132,7 +132,7 @@ struct BadCase {
 
 TEST(ExperimentParse, MistakesNameTheFileAndTheProblem) {
   const std::string model = "[[models]]\nname = \"a\"\nmodel = \"tutorial-cnn\"\n";
-  const std::vector<BadCase> cases = {
+  const std::vector<BadExperimentCase> cases = {
       {"toml syntax", "[data\n", "exp.toml:1"},
       {"unknown top key", "nmae = \"x\"\n" + with_data("data = \"d\""), "unknown key 'nmae'"},
       {"no data table", model, "[data] table is missing"},
@@ -170,12 +170,12 @@ TEST(ExperimentParse, MistakesNameTheFileAndTheProblem) {
        "`weights` must be a string"},
   };
   for (const auto& c : cases) {
-    const std::string msg = parse_error(c.text);
+    const std::string msg = experiment_error(c.text);
     EXPECT_NE(msg.find("exp.toml"), std::string::npos) << c.what << ": " << msg;
     EXPECT_NE(msg.find(c.expected), std::string::npos) << c.what << ": got '" << msg << "'";
   }
   // Per-model errors say which model.
-  EXPECT_NE(parse_error(with_data("data = \"d\"", "[[models]]\nname = \"m2\"\nmodel = \"m\"\nepochs = -1\n"))
+  EXPECT_NE(experiment_error(with_data("data = \"d\"", "[[models]]\nname = \"m2\"\nmodel = \"m\"\nepochs = -1\n"))
                 .find("model 'm2'"),
             std::string::npos);
 }

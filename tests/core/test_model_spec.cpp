@@ -19,7 +19,7 @@ using nlohmann::json;
 
 // The message of the tabby::Error that parsing `text` as "model.toml" throws;
 // "" when it parses, "<other exception>" when something else escapes.
-std::string parse_error(const std::string& text) {
+std::string model_spec_error(const std::string& text) {
   try {
     parse_model_toml(text, "model.toml");
   } catch (const Error& e) {
@@ -494,7 +494,7 @@ TEST(ModelSpecShorthand, IncludeTopUsesTheBackbonesClassifier) {
   ModelSpec spec = parse_model_toml("backbone = \"squeezenet1_1\"\ninclude_top = true\n", "top.toml");
   EXPECT_EQ(types_of(spec), (std::vector<std::string>{"Normalization", "Backbone"}));
   EXPECT_TRUE(spec.layers[1].get_bool("include_top", false));
-  const std::string msg = parse_error("backbone = \"squeezenet1_1\"\ninclude_top = true\n" + layer("Dense"));
+  const std::string msg = model_spec_error("backbone = \"squeezenet1_1\"\ninclude_top = true\n" + layer("Dense"));
   EXPECT_NE(msg.find("model.toml"), std::string::npos) << msg;
   EXPECT_NE(msg.find("include_top"), std::string::npos) << msg;
 }
@@ -513,14 +513,14 @@ TEST(ModelSpecShorthand, ExplicitBackboneLayerWorksToo) {
 
 // --- mistakes -------------------------------------------------------------
 
-struct BadCase {
+struct BadModelCase {
   std::string what;
   std::string text;
   std::string expected;  // part of the message
 };
 
 TEST(ModelSpecErrors, EveryMistakeNamesTheFileAndTheProblem) {
-  const std::vector<BadCase> cases = {
+  const std::vector<BadModelCase> cases = {
       {"toml syntax", "name = \"x\"\n[[layers]\ntype = \"Dense\"\n", "model.toml:2"},
       {"unterminated string", "name = \"x\n", "model.toml:1"},
       {"unknown layer type", layer("Conv3D", "filters = 3\n"), "unknown layer type 'Conv3D'"},
@@ -563,7 +563,7 @@ TEST(ModelSpecErrors, EveryMistakeNamesTheFileAndTheProblem) {
       {"model name not a string", "name = 5\n" + layer("Dense"), "name"},
   };
   for (const auto& c : cases) {
-    const std::string msg = parse_error(c.text);
+    const std::string msg = model_spec_error(c.text);
     EXPECT_EQ(msg.find("<other exception>"), std::string::npos) << c.what << ": " << msg;
     EXPECT_NE(msg.find("model.toml"), std::string::npos) << c.what << ": '" << msg << "'";
     EXPECT_NE(msg.find(c.expected), std::string::npos) << c.what << ": got '" << msg << "'";

@@ -73,7 +73,7 @@ json to_json(const RawTensorMap& m) {
   return j;
 }
 
-void expect_same(const RawTensorMap& expected, const RawTensorMap& got) {
+void expect_same_raw(const RawTensorMap& expected, const RawTensorMap& got) {
   ASSERT_EQ(expected.size(), got.size());
   for (const auto& [name, t] : expected) {
     auto it = got.find(name);
@@ -142,8 +142,8 @@ TEST_F(TorchFixtures, BenignFilesMatchWhatTorchSaved) {
     SCOPED_TRACE(name);
     const RawTensorMap expected = expected_from_json(dir_ / (std::string(name) + ".json"));
     ASSERT_FALSE(expected.empty());
-    expect_same(expected, read_pth(dir_ / (std::string(name) + ".pth")));
-    expect_same(expected, read_weights_file(dir_ / (std::string(name) + ".pth")));
+    expect_same_raw(expected, read_pth(dir_ / (std::string(name) + ".pth")));
+    expect_same_raw(expected, read_weights_file(dir_ / (std::string(name) + ".pth")));
   }
 }
 
@@ -220,7 +220,7 @@ TEST_F(TorchFixtures, SerializedFilesLoadInTorch) {
   m["views.transposed"] = read_pth(dir_ / "views.pth").at("transposed");
   const fs::path out = testing::scratch_dir("pth_serialize") / "tabby.pth";
   write_pth(out, m);
-  expect_same(m, read_pth(out));
+  expect_same_raw(m, read_pth(out));
   const fs::path expected = out.parent_path() / "tabby.json";
   testing::write_bytes(expected, to_json(m).dump());
   auto r = testing::run_command(testing::shell_quote(python()) + " " + testing::shell_quote(fixture_script().string()) +
@@ -234,7 +234,7 @@ TEST(Pth, SharedSqueezeNetMatchesItsSafetensors) {
   RawTensorMap pth = read_pth(shared / "weights" / "squeezenet1_1_imagenet.pth");
   SafetensorsFile st = read_safetensors(shared / "weights" / "squeezenet1_1_imagenet.safetensors");
   EXPECT_EQ(pth.size(), 52u);
-  expect_same(st.tensors, pth);
+  expect_same_raw(st.tensors, pth);
 }
 
 TEST(Pth, RoundTripInMemory) {
@@ -254,7 +254,7 @@ TEST(Pth, RoundTripInMemory) {
   big.data = std::string(70000, '\x05');
   m["big.with.a.long.name"] = big;
   const std::string bytes = serialize_pth(m);
-  expect_same(m, parse_pth(bytes, "mem"));
+  expect_same_raw(m, parse_pth(bytes, "mem"));
   EXPECT_EQ(detect_weights_format(bytes), WeightsFormat::Pth);
 
   // torch.save's layout: each entry's data starts on a 64-byte boundary.
@@ -335,7 +335,7 @@ std::string dict_of(const std::string& name, const std::function<void(Pickle&)>&
   return p.done();
 }
 
-std::string parse_error(const std::string& bytes) { return error_of([&] { parse_pth(bytes, "crafted.pth"); }); }
+std::string pth_error(const std::string& bytes) { return error_of([&] { parse_pth(bytes, "crafted.pth"); }); }
 
 TEST(PthCrafted, MinimalStateDict) {
   const std::string pkl = dict_of("w", [](Pickle& p) { p.tensor("0", "FloatStorage", 4, 1, {3}, {1}); });
@@ -348,31 +348,31 @@ TEST(PthCrafted, MinimalStateDict) {
 
 TEST(PthCrafted, OtherGlobalsAreRefusedByName) {
   const std::string storage = floats({1});
-  EXPECT_NE(parse_error(archive(Pickle().global("os", "system").str("ls").raw("\x85R").done(), {})).find(
+  EXPECT_NE(pth_error(archive(Pickle().global("os", "system").str("ls").raw("\x85R").done(), {})).find(
                 "its pickle asks for global 'os.system'"),
             std::string::npos);
-  EXPECT_NE(parse_error(archive(Pickle().global("__builtin__", "getattr").done(), {})).find("'__builtin__.getattr'"),
+  EXPECT_NE(pth_error(archive(Pickle().global("__builtin__", "getattr").done(), {})).find("'__builtin__.getattr'"),
             std::string::npos);
   // Protocol 4's STACK_GLOBAL goes through the same allowlist.
-  EXPECT_NE(parse_error(archive(Pickle().str("builtins").str("eval").raw("\x93").done(), {})).find("'builtins.eval'"),
+  EXPECT_NE(pth_error(archive(Pickle().str("builtins").str("eval").raw("\x93").done(), {})).find("'builtins.eval'"),
             std::string::npos);
   // A global hidden inside a tensor's arguments.
   const std::string hidden = dict_of("w", [](Pickle& p) {
     p.global("torch._utils", "_rebuild_tensor_v2").raw("((").str("storage").global("subprocess", "Popen");
   });
-  EXPECT_NE(parse_error(archive(hidden, {})).find("'subprocess.Popen'"), std::string::npos);
+  EXPECT_NE(pth_error(archive(hidden, {})).find("'subprocess.Popen'"), std::string::npos);
 }
 
 TEST(PthCrafted, CodeRunningOpcodesAreRefused) {
   // INST and OBJ build arbitrary objects in protocols 0/1; EXT1 uses the copyreg registry.
   for (const std::string body : {std::string("(ios\nsystem\n"), std::string("(o"), std::string("\x82\x01", 2)}) {
-    const std::string msg = parse_error(archive(Pickle().raw(body).done(), {}));
+    const std::string msg = pth_error(archive(Pickle().raw(body).done(), {}));
     EXPECT_NE(msg.find("refusing to load"), std::string::npos) << msg;
   }
   // Calling or instantiating an allowed storage type is not something a state dict does.
-  EXPECT_NE(parse_error(archive(Pickle().global("torch", "FloatStorage").raw(")R").done(), {})).find("refusing"),
+  EXPECT_NE(pth_error(archive(Pickle().global("torch", "FloatStorage").raw(")R").done(), {})).find("refusing"),
             std::string::npos);
-  EXPECT_NE(parse_error(archive(Pickle().global("torch", "FloatStorage").raw(")\x81").done(), {})).find("instantiates"),
+  EXPECT_NE(pth_error(archive(Pickle().global("torch", "FloatStorage").raw(")\x81").done(), {})).find("instantiates"),
             std::string::npos);
 }
 
@@ -402,18 +402,18 @@ TEST(PthCrafted, ViewsThatLeaveTheirStorageAreRefused) {
   auto with = [&](int64_t numel, int64_t offset, std::vector<int64_t> size, std::vector<int64_t> stride) {
     return archive(dict_of("w", [&](Pickle& p) { p.tensor("0", "FloatStorage", numel, offset, size, stride); }), four);
   };
-  EXPECT_NE(parse_error(with(4, 0, {5}, {1})).find("reads beyond its storage"), std::string::npos);
-  EXPECT_NE(parse_error(with(4, 3, {2}, {1})).find("reads beyond its storage"), std::string::npos);
-  EXPECT_NE(parse_error(with(4, 0, {2, 2}, {3, 1})).find("reads beyond its storage"), std::string::npos);
-  EXPECT_NE(parse_error(with(4, 0, {2}, {-1})).find("negative"), std::string::npos);
-  EXPECT_NE(parse_error(with(4, -1, {2}, {1})).find("negative"), std::string::npos);
-  EXPECT_NE(parse_error(with(4, 0, {1ll << 40, 1ll << 40}, {0, 0})).find("too large"), std::string::npos);
+  EXPECT_NE(pth_error(with(4, 0, {5}, {1})).find("reads beyond its storage"), std::string::npos);
+  EXPECT_NE(pth_error(with(4, 3, {2}, {1})).find("reads beyond its storage"), std::string::npos);
+  EXPECT_NE(pth_error(with(4, 0, {2, 2}, {3, 1})).find("reads beyond its storage"), std::string::npos);
+  EXPECT_NE(pth_error(with(4, 0, {2}, {-1})).find("negative"), std::string::npos);
+  EXPECT_NE(pth_error(with(4, -1, {2}, {1})).find("negative"), std::string::npos);
+  EXPECT_NE(pth_error(with(4, 0, {1ll << 40, 1ll << 40}, {0, 0})).find("too large"), std::string::npos);
   // expand()-style views may repeat elements, but not without bound.
   EXPECT_EQ(parse_pth(with(4, 1, {2, 3}, {0, 1}), "ok").at("w").data, floats({2, 3, 4, 2, 3, 4}));
-  EXPECT_NE(parse_error(with(4, 0, {1ll << 30}, {0})).find("alias"), std::string::npos);
+  EXPECT_NE(pth_error(with(4, 0, {1ll << 30}, {0})).find("alias"), std::string::npos);
   // The storage entry is smaller than the id claims, or missing altogether.
-  EXPECT_NE(parse_error(with(8, 0, {2}, {1})).find("fewer than"), std::string::npos);
-  EXPECT_NE(parse_error(archive(dict_of("w", [](Pickle& p) { p.tensor("9", "FloatStorage", 1, 0, {1}, {1}); }), four))
+  EXPECT_NE(pth_error(with(8, 0, {2}, {1})).find("fewer than"), std::string::npos);
+  EXPECT_NE(pth_error(archive(dict_of("w", [](Pickle& p) { p.tensor("9", "FloatStorage", 1, 0, {1}, {1}); }), four))
                 .find("missing"),
             std::string::npos);
   // A size of 0 along any dimension needs no data at all.
@@ -423,23 +423,23 @@ TEST(PthCrafted, ViewsThatLeaveTheirStorageAreRefused) {
 TEST(PthCrafted, HostileStructuresAreBounded) {
   // A million nested tuples: no recursion anywhere, so no stack overflow.
   std::string deep = Pickle().raw("N").raw(std::string(1000000, '\x85')).done();
-  EXPECT_NE(parse_error(archive(deep, {})).find("not a dict of tensors"), std::string::npos);
+  EXPECT_NE(pth_error(archive(deep, {})).find("not a dict of tensors"), std::string::npos);
   // An ever-growing stack, or marks, hit the limits.
-  EXPECT_NE(parse_error(archive(Pickle().raw(std::string(1500000, 'N')).done(), {})).find("stack"), std::string::npos);
-  EXPECT_NE(parse_error(archive(Pickle().raw(std::string(1500000, '(')).done(), {})).find("marks"), std::string::npos);
+  EXPECT_NE(pth_error(archive(Pickle().raw(std::string(1500000, 'N')).done(), {})).find("stack"), std::string::npos);
+  EXPECT_NE(pth_error(archive(Pickle().raw(std::string(1500000, '(')).done(), {})).find("marks"), std::string::npos);
   // Memo abuse.
-  EXPECT_NE(parse_error(archive(Pickle().raw("h\x07").done(), {})).find("memo slot 7"), std::string::npos);
+  EXPECT_NE(pth_error(archive(Pickle().raw("h\x07").done(), {})).find("memo slot 7"), std::string::npos);
   EXPECT_NO_THROW(parse_pth(archive(Pickle().raw("}r\xff\xff\xff\xff").done(), {}), "memo"));
   // Popping past a mark, closing a mark never opened, a string longer than the file.
-  EXPECT_NE(parse_error(archive(Pickle().raw("N(0").done(), {})).find("empty stack"), std::string::npos);
-  EXPECT_NE(parse_error(archive(Pickle().raw("t").done(), {})).find("mark"), std::string::npos);
-  EXPECT_NE(parse_error(archive(Pickle().raw("X\xff\xff\xff\x7f").done(), {})).find("longer"), std::string::npos);
-  EXPECT_NE(parse_error(archive(Pickle().raw("\x8b\xff\xff\xff\x00").done(), {})).find("too large"), std::string::npos);
+  EXPECT_NE(pth_error(archive(Pickle().raw("N(0").done(), {})).find("empty stack"), std::string::npos);
+  EXPECT_NE(pth_error(archive(Pickle().raw("t").done(), {})).find("mark"), std::string::npos);
+  EXPECT_NE(pth_error(archive(Pickle().raw("X\xff\xff\xff\x7f").done(), {})).find("longer"), std::string::npos);
+  EXPECT_NE(pth_error(archive(Pickle().raw("\x8b\xff\xff\xff\x00").done(), {})).find("too large"), std::string::npos);
   // Non-dict results and odd dict keys.
-  EXPECT_NE(parse_error(archive(Pickle().raw("]").done(), {})).find("a list, not a dict"), std::string::npos);
-  EXPECT_NE(parse_error(archive(Pickle().raw("}K\x01K\x02s").done(), {})).find("key"), std::string::npos);
+  EXPECT_NE(pth_error(archive(Pickle().raw("]").done(), {})).find("a list, not a dict"), std::string::npos);
+  EXPECT_NE(pth_error(archive(Pickle().raw("}K\x01K\x02s").done(), {})).find("key"), std::string::npos);
   // A persistent id for something other than a storage (a pickled module's source).
-  EXPECT_NE(parse_error(archive(Pickle().raw("(").str("module").raw("tQ").done(), {})).find("'module'"),
+  EXPECT_NE(pth_error(archive(Pickle().raw("(").str("module").raw("tQ").done(), {})).find("'module'"),
             std::string::npos);
 }
 
@@ -450,21 +450,21 @@ TEST(PthCrafted, ArchiveProblemsAreNamed) {
   be.add("archive/data.pkl", pkl);
   be.add("archive/byteorder", "big");
   be.add("archive/data/0", floats({1}));
-  EXPECT_NE(parse_error(be.finish()).find("big-endian"), std::string::npos);
+  EXPECT_NE(pth_error(be.finish()).find("big-endian"), std::string::npos);
   // TorchScript archives.
   ZipWriter ts;
   ts.add("model/code/__torch__.py", "def forward(self): pass");
   ts.add("model/constants.pkl", Pickle().raw(")").done());
-  EXPECT_NE(parse_error(ts.finish()).find("TorchScript"), std::string::npos);
+  EXPECT_NE(pth_error(ts.finish()).find("TorchScript"), std::string::npos);
   // A zip without a pickle, and a zip with a corrupted storage (CRC).
   ZipWriter plain;
   plain.add("readme.txt", "hello");
-  EXPECT_NE(parse_error(plain.finish()).find("without a data.pkl"), std::string::npos);
+  EXPECT_NE(pth_error(plain.finish()).find("without a data.pkl"), std::string::npos);
   std::string bytes = archive(pkl, {{"0", floats({1})}});
   const size_t at = bytes.find(floats({1}));
   ASSERT_NE(at, std::string::npos);
   bytes[at] ^= 1;
-  EXPECT_NE(parse_error(bytes).find("CRC"), std::string::npos);
+  EXPECT_NE(pth_error(bytes).find("CRC"), std::string::npos);
   // A zip comment after the directory is fine.
   std::string commented = archive(pkl, {{"0", floats({1})}});
   commented[commented.size() - 2] = 5;  // comment length, then the comment itself
@@ -474,9 +474,9 @@ TEST(PthCrafted, ArchiveProblemsAreNamed) {
   std::string tar(1024, '\0');
   tar.replace(0, 8, "sys_info");
   tar.replace(257, 5, "ustar");
-  EXPECT_NE(parse_error(tar).find("tar-based"), std::string::npos);
-  EXPECT_NE(parse_error("hello").find("neither"), std::string::npos);
-  EXPECT_NE(parse_error(std::string("\x80\x02K\x01.", 5)).find("magic number"), std::string::npos);
+  EXPECT_NE(pth_error(tar).find("tar-based"), std::string::npos);
+  EXPECT_NE(pth_error("hello").find("neither"), std::string::npos);
+  EXPECT_NE(pth_error(std::string("\x80\x02K\x01.", 5)).find("magic number"), std::string::npos);
 }
 
 }  // namespace

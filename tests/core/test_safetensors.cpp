@@ -45,7 +45,7 @@ RawTensorMap sample_tensors() {
   return m;
 }
 
-void expect_same(const RawTensorMap& a, const RawTensorMap& b) {
+void expect_same_map(const RawTensorMap& a, const RawTensorMap& b) {
   ASSERT_EQ(a.size(), b.size());
   for (const auto& [name, t] : a) {
     auto it = b.find(name);
@@ -92,7 +92,7 @@ TEST(Safetensors, RoundTripEveryDtypeWithMetadata) {
   const std::map<std::string, std::string> meta = {{"format", "pt"}, {"note", "caf\xc3\xa9"}};
   const std::string bytes = serialize_safetensors(tensors, meta);
   SafetensorsFile back = parse_safetensors(bytes, "roundtrip");
-  expect_same(tensors, back.tensors);
+  expect_same_map(tensors, back.tensors);
   EXPECT_EQ(back.metadata, meta);
 
   // Header: padded with spaces so the data starts on an 8-byte boundary; tensors
@@ -118,9 +118,9 @@ TEST(Safetensors, WriteIsReadBackFromDisk) {
   const RawTensorMap tensors = sample_tensors();
   write_safetensors(dir / "w.safetensors", tensors, {{"k", "v"}});
   SafetensorsFile back = read_safetensors(dir / "w.safetensors");
-  expect_same(tensors, back.tensors);
+  expect_same_map(tensors, back.tensors);
   EXPECT_EQ(back.metadata.at("k"), "v");
-  expect_same(tensors, read_weights_file(dir / "w.safetensors"));
+  expect_same_map(tensors, read_weights_file(dir / "w.safetensors"));
 }
 
 TEST(Safetensors, EmptyFileHasNoTensors) {
@@ -155,7 +155,7 @@ TEST(Safetensors, RealSharedFilesParse) {
 
   // Written back by tabby and read again, nothing changes.
   SafetensorsFile again = parse_safetensors(serialize_safetensors(squeeze.tensors, squeeze.metadata), "again");
-  expect_same(squeeze.tensors, again.tensors);
+  expect_same_map(squeeze.tensors, again.tensors);
   EXPECT_EQ(again.metadata, squeeze.metadata);
 }
 

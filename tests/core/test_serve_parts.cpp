@@ -234,7 +234,7 @@ ModelSignature cats() {
   return m;
 }
 
-std::string parse_error(const json& body) {
+std::string infer_request_error(const json& body) {
   try {
     parse_infer_request(body, cats());
   } catch (const RequestError& e) {
@@ -288,24 +288,24 @@ TEST(OpenInferenceProtocol, EveryMistakeIsA400NamingIt) {
   auto fp32 = [](json shape, json data) {
     return json{{"inputs", {{{"name", "x"}, {"shape", shape}, {"datatype", "FP32"}, {"data", data}}}}};
   };
-  EXPECT_NE(parse_error(json::array()).find("JSON object"), std::string::npos);
-  EXPECT_NE(parse_error({{"inputs", json::array()}}).find("exactly one input"), std::string::npos);
-  EXPECT_NE(parse_error(fp32({1, 3, 4, 4}, std::vector<float>(48))).find("[N, 3, 2, 2]"), std::string::npos);
-  EXPECT_NE(parse_error(fp32({1, 3, 2, 2}, std::vector<float>(11))).find("holds 11 values"), std::string::npos);
-  EXPECT_NE(parse_error(fp32({1, 3, 2, 2}, std::vector<std::string>(12, "x"))).find("numbers"), std::string::npos);
-  EXPECT_NE(parse_error(fp32({0, 3, 2, 2}, json::array())).find("no image"), std::string::npos);
-  EXPECT_NE(parse_error(fp32({5, 3, 2, 2}, std::vector<float>(60))).find("at most 4"), std::string::npos);
-  EXPECT_NE(parse_error(fp32("1x3", json::array())).find("`shape`"), std::string::npos);
+  EXPECT_NE(infer_request_error(json::array()).find("JSON object"), std::string::npos);
+  EXPECT_NE(infer_request_error({{"inputs", json::array()}}).find("exactly one input"), std::string::npos);
+  EXPECT_NE(infer_request_error(fp32({1, 3, 4, 4}, std::vector<float>(48))).find("[N, 3, 2, 2]"), std::string::npos);
+  EXPECT_NE(infer_request_error(fp32({1, 3, 2, 2}, std::vector<float>(11))).find("holds 11 values"), std::string::npos);
+  EXPECT_NE(infer_request_error(fp32({1, 3, 2, 2}, std::vector<std::string>(12, "x"))).find("numbers"), std::string::npos);
+  EXPECT_NE(infer_request_error(fp32({0, 3, 2, 2}, json::array())).find("no image"), std::string::npos);
+  EXPECT_NE(infer_request_error(fp32({5, 3, 2, 2}, std::vector<float>(60))).find("at most 4"), std::string::npos);
+  EXPECT_NE(infer_request_error(fp32("1x3", json::array())).find("`shape`"), std::string::npos);
   json int8 = fp32({1, 3, 2, 2}, std::vector<float>(12));
   int8["inputs"][0]["datatype"] = "INT8";
-  EXPECT_NE(parse_error(int8).find("INT8"), std::string::npos);
+  EXPECT_NE(infer_request_error(int8).find("INT8"), std::string::npos);
   json bad64 = {{"inputs", {{{"name", "b"}, {"shape", {1}}, {"datatype", "BYTES"}, {"data", {"not base64!"}}}}}};
-  EXPECT_NE(parse_error(bad64).find("not base64"), std::string::npos);
+  EXPECT_NE(infer_request_error(bad64).find("not base64"), std::string::npos);
   json wrong_output = fp32({1, 3, 2, 2}, std::vector<float>(12));
   wrong_output["outputs"] = {{{"name", "logits"}}};
-  EXPECT_NE(parse_error(wrong_output).find("\"probabilities\""), std::string::npos);
+  EXPECT_NE(infer_request_error(wrong_output).find("\"probabilities\""), std::string::npos);
   wrong_output["outputs"] = {{{"name", "probabilities"}, {"parameters", {{"classification", 0}}}}};
-  EXPECT_NE(parse_error(wrong_output).find("classification"), std::string::npos);
+  EXPECT_NE(infer_request_error(wrong_output).find("classification"), std::string::npos);
 }
 
 TEST(OpenInferenceProtocol, MetadataDescribesTheTensors) {

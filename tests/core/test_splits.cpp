@@ -292,7 +292,7 @@ TEST(SplitSpecRange, TfdsClosestRounding) {
   EXPECT_THROW(range("train[-10:5]", 100), UsageError);  // 90 > 5 once resolved
 }
 
-void touch(const fs::path& p) { testing::write_bytes(p, "x"); }
+using testing::touch;
 
 TEST(ResolveSplit, NamedSplitFoldersShareLabels) {
   const fs::path root = scratch_dir("resolve_named");

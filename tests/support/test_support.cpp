@@ -7,6 +7,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "tabby/util/fs.h"
+#include "tabby/weights/safetensors.h"
+
 namespace tabby::testing {
 
 namespace {
@@ -110,6 +113,32 @@ std::vector<uint8_t> test_pattern(int width, int height, int seed) {
     }
   }
   return px;
+}
+
+std::string describe(const CommandResult& result) {
+  return "exit " + std::to_string(result.exit_code) + "\nstdout:\n" + result.out + "\nstderr:\n" + result.err;
+}
+
+void touch(const fs::path& path) { write_bytes(path, "x"); }
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+nlohmann::json read_json(const fs::path& file) { return nlohmann::json::parse(read_file(file)); }
+
+void expect_same_tensors(const fs::path& a, const fs::path& b) {
+  const RawTensorMap ta = read_safetensors(a).tensors, tb = read_safetensors(b).tensors;
+  ASSERT_EQ(ta.size(), tb.size()) << a << " and " << b;
+  for (const auto& [name, t] : ta) {
+    const auto it = tb.find(name);
+    ASSERT_NE(it, tb.end()) << name << " is in " << a << " but not in " << b;
+    EXPECT_EQ(t.shape, it->second.shape) << name;
+    EXPECT_TRUE(t.data == it->second.data) << "tensor " << name << " differs between " << a << " and " << b;
+  }
 }
 
 }  // namespace tabby::testing

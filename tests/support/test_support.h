@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -40,11 +41,26 @@ CommandResult run_command(const std::string& command_line);
 // shell-quoted here).
 CommandResult run_tabby(const std::vector<std::string>& args);
 
+// A command's exit status and output, for the message of a failed expectation.
+std::string describe(const CommandResult& result);
+
 // Quotes one argument for /bin/sh.
 std::string shell_quote(const std::string& arg);
 
 // Writes bytes to a file, creating parent folders.
 void write_bytes(const fs::path& path, const std::string& bytes);
+
+// A one-byte file, for tests that only list files.
+void touch(const fs::path& path);
+
+// The lines of `text`, without their line ends.
+std::vector<std::string> lines_of(const std::string& text);
+
+// A JSON file, parsed.
+nlohmann::json read_json(const fs::path& file);
+
+// Expects two safetensors files to hold the same tensors: names, shapes and bytes.
+void expect_same_tensors(const fs::path& a, const fs::path& b);
 
 // An RGB test pattern: a smooth gradient with a per-image colour shift so
 // images differ; `seed` varies it.

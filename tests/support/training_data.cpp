@@ -43,4 +43,18 @@ pid_t spawn_tabby(const std::vector<std::string>& args, const std::filesystem::p
   return pid;
 }
 
+void write_tinted_images(const std::filesystem::path& dir, int count, bool red, int seed) {
+  std::mt19937 rng(static_cast<uint32_t>(seed));
+  std::uniform_int_distribution<int> noise(0, 60);
+  for (int i = 0; i < count; ++i) {
+    Image image(16, 16);
+    for (size_t p = 0; p < image.pixels.size(); p += 3) {
+      image.pixels[p] = static_cast<uint8_t>((red ? 170 : 30) + noise(rng));
+      image.pixels[p + 1] = static_cast<uint8_t>(40 + noise(rng));
+      image.pixels[p + 2] = static_cast<uint8_t>((red ? 30 : 170) + noise(rng));
+    }
+    write_bytes(dir / ("img_" + std::to_string(i) + ".png"), encode_png(image));
+  }
+}
+
 }  // namespace tabby::testing

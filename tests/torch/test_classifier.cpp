@@ -21,7 +21,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kModel = R"(name = "tiny-classifier"
+constexpr const char* kClassifierModel = R"(name = "tiny-classifier"
 [[layers]]
 type = "Rescaling"
 scale = 0.00392156862745098
@@ -38,7 +38,7 @@ units = 3
 )";
 
 // Three classes of noisy images, one colour each; a few epochs learn them.
-void write_images(const fs::path& root, int per_class, int size, uint32_t seed) {
+void write_classifier_images(const fs::path& root, int per_class, int size, uint32_t seed) {
   std::mt19937 rng(seed);
   std::uniform_int_distribution<int> noise(0, 60);
   const char* names[] = {"red", "green", "blue"};
@@ -58,9 +58,9 @@ class ClassifierTest : public ::testing::Test {
   static void SetUpTestSuite() {
     // ctest runs each test of the suite as its own process, in parallel.
     dir_ = new fs::path(testing::scratch_dir("classifier_" + std::to_string(::getpid())));
-    write_images(*dir_ / "train", 12, 20, 1);
-    write_images(*dir_ / "test", 4, 20, 2);
-    testing::write_bytes(*dir_ / "model.toml", kModel);
+    write_classifier_images(*dir_ / "train", 12, 20, 1);
+    write_classifier_images(*dir_ / "test", 4, 20, 2);
+    testing::write_bytes(*dir_ / "model.toml", kClassifierModel);
     TrainJob job;
     job.model = (*dir_ / "model.toml").string();
     job.data.data = (*dir_ / "train").string();

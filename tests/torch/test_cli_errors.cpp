@@ -31,6 +31,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::CommandResult;
+using testing::lines_of;
 
 // ---- running the binary ----------------------------------------------------------
 
@@ -40,13 +41,6 @@ CommandResult run_bounded(const std::vector<std::string>& args) {
   std::string cmd = "timeout -s KILL 120 " + testing::shell_quote(bin ? bin : "tabby");
   for (const auto& a : args) cmd += " " + testing::shell_quote(a);
   return testing::run_command(cmd);
-}
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
 }
 
 std::string lower(std::string s) {
@@ -95,7 +89,7 @@ Image tiny_image(int seed) {
 }
 
 // A model small enough that one epoch on 8 images takes a moment.
-const char* const kTinyModel = R"(name = "tiny"
+const char* const kCliErrorsModel = R"(name = "tiny"
 [[layers]]
 type = "Rescaling"
 scale = 0.00392156862745098
@@ -132,7 +126,7 @@ class CliErrors : public ::testing::Test {
     fs::create_directories(r / "no-classes");
     testing::write_bytes(r / "no-classes" / "loose.png", encode_png(tiny_image(2)));
 
-    testing::write_bytes(r / "tiny.toml", kTinyModel);
+    testing::write_bytes(r / "tiny.toml", kCliErrorsModel);
     testing::write_bytes(r / "syntax.toml", "name = \"broken\"\n[[layers]\ntype = \"Dense\"\n");
     testing::write_bytes(r / "unknown-layer.toml", "[[layers]]\ntype = \"Conv9D\"\nfilters = 2\n");
     testing::write_bytes(r / "bad-key.toml", "[[layers]]\ntype = \"Conv2D\"\nfilterz = 2\nkernel_size = 3\n"

@@ -35,6 +35,9 @@ namespace {
 using testing::CommandResult;
 using testing::run_tabby;
 using testing::scratch_dir;
+using testing::describe;
+using testing::expect_same_tensors;
+using testing::read_json;
 namespace fs = std::filesystem;
 
 #define REQUIRE_DISTRIBUTED()                                                              \
@@ -98,12 +101,6 @@ std::vector<std::string> without_dist_flags(std::vector<std::string> args) {
   return args;
 }
 
-std::string describe(const CommandResult& r) {
-  return "exit " + std::to_string(r.exit_code) + "\nstdout:\n" + r.out + "\nstderr:\n" + r.err;
-}
-
-nlohmann::json read_json(const fs::path& file) { return nlohmann::json::parse(read_file(file)); }
-
 std::vector<float> floats_of(const RawTensor& t) {
   std::vector<float> v(t.data.size() / sizeof(float));
   std::memcpy(v.data(), t.data.data(), t.data.size());
@@ -126,16 +123,6 @@ double max_difference(const fs::path& a, const fs::path& b) {
     for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, static_cast<double>(std::fabs(x[i] - y[i])));
   }
   return worst;
-}
-
-void expect_same_tensors(const fs::path& a, const fs::path& b) {
-  const RawTensorMap ta = read_safetensors(a).tensors, tb = read_safetensors(b).tensors;
-  ASSERT_EQ(ta.size(), tb.size());
-  for (const auto& [name, t] : ta) {
-    const auto it = tb.find(name);
-    ASSERT_NE(it, tb.end()) << name;
-    EXPECT_TRUE(t.data == it->second.data) << "tensor " << name << " differs between " << a << " and " << b;
-  }
 }
 
 // history.csv as rows of numbers (header dropped).

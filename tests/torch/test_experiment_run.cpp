@@ -13,6 +13,7 @@
 #include <string>
 
 #include "support/test_support.h"
+#include "support/training_data.h"
 #include "tabby/api/experiment.h"
 #include "tabby/image/decode.h"
 #include "support/image_encode.h"
@@ -25,20 +26,8 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using testing::run_tabby;
-
-void write_class_images(const fs::path& dir, int count, bool red, int seed) {
-  std::mt19937 rng(static_cast<uint32_t>(seed));
-  std::uniform_int_distribution<int> noise(0, 60);
-  for (int i = 0; i < count; ++i) {
-    Image image(16, 16);
-    for (size_t p = 0; p < image.pixels.size(); p += 3) {
-      image.pixels[p] = static_cast<uint8_t>((red ? 170 : 30) + noise(rng));
-      image.pixels[p + 1] = static_cast<uint8_t>(40 + noise(rng));
-      image.pixels[p + 2] = static_cast<uint8_t>((red ? 30 : 170) + noise(rng));
-    }
-    testing::write_bytes(dir / ("img_" + std::to_string(i) + ".png"), encode_png(image));
-  }
-}
+using testing::lines_of;
+using testing::write_tinted_images;
 
 constexpr const char* kModelA = R"(name = "tiny-conv"
 [[layers]]
@@ -79,21 +68,14 @@ std::string experiment_toml(const fs::path& root, int b_epochs) {
 
 fs::path make_experiment(const std::string& name) {
   const fs::path root = testing::scratch_dir(name);
-  write_class_images(root / "train/cat", 8, true, 1);
-  write_class_images(root / "train/dog", 8, false, 2);
-  write_class_images(root / "test/cat", 4, true, 3);
-  write_class_images(root / "test/dog", 4, false, 4);
+  write_tinted_images(root / "train/cat", 8, true, 1);
+  write_tinted_images(root / "train/dog", 8, false, 2);
+  write_tinted_images(root / "test/cat", 4, true, 3);
+  write_tinted_images(root / "test/dog", 4, false, 4);
   testing::write_bytes(root / "a.toml", kModelA);
   testing::write_bytes(root / "b.toml", kModelB);
   testing::write_bytes(root / "exp.toml", experiment_toml(root, 1));
   return root;
-}
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
 }
 
 TEST(ExperimentRun, TrainsComparesAndReports) {

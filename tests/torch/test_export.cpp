@@ -28,7 +28,7 @@ using testing::run_tabby;
 // something to tell apart; the real photos (when ../shared is there) are
 // resized here with tabby's own resize, so predict and the runtimes see the
 // same pixels.
-void write_images(const fs::path& root, int size, int per_class, uint32_t seed) {
+void write_export_images(const fs::path& root, int size, int per_class, uint32_t seed) {
   std::mt19937 rng(seed);
   std::uniform_int_distribution<int> noise(0, 90);
   for (int c = 0; c < 2; ++c) {
@@ -102,8 +102,8 @@ class ExportRuntimes : public ::testing::TestWithParam<ExportCase> {};
 TEST_P(ExportRuntimes, GiveThePredictionsOfTabby) {
   const ExportCase& c = GetParam();
   const fs::path dir = testing::scratch_dir("export_" + c.name + "_" + std::to_string(::getpid()));
-  write_images(dir / "train", c.size, 4, 1);
-  write_images(dir / "test", c.size, 2, 2);
+  write_export_images(dir / "train", c.size, 4, 1);
+  write_export_images(dir / "test", c.size, 2, 2);
   add_real_photos(dir / "test", c.size);
   std::vector<std::string> train = {"train", "--data", (dir / "train").string(), "--image-size", std::to_string(c.size),
                                     "--epochs", "1", "--batch-size", "4", "--device", "cpu", "--threads", "1",
@@ -347,7 +347,7 @@ class ExportMistakes : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new fs::path(testing::scratch_dir("export_mistakes_" + std::to_string(::getpid())));
-    write_images(*dir_ / "train", 32, 4, 3);
+    write_export_images(*dir_ / "train", 32, 4, 3);
     const CommandResult r = run_tabby({"train", "--data", (*dir_ / "train").string(), "--model", "tutorial-cnn",
                                        "--image-size", "32", "--epochs", "1", "--batch-size", "4", "--device", "cpu",
                                        "--threads", "1", "--out", run().string()});
@@ -464,7 +464,7 @@ TEST_F(ExportMistakes, AnUnwritableDestinationIsNamed) {
 // is no fixed ONNX window, and the message says which size would work.
 TEST(ExportLimits, AnAdaptivePoolWithNoExactWindowIsExplained) {
   const fs::path dir = testing::scratch_dir("export_vgg_top_" + std::to_string(::getpid()));
-  write_images(dir / "train", 32, 2, 4);
+  write_export_images(dir / "train", 32, 2, 4);
   const CommandResult trained =
       run_tabby({"train", "--data", (dir / "train").string(), "--model", "vgg16", "--weights", "none", "--include-top",
                  "--image-size", "32", "--epochs", "1", "--batch-size", "4", "--device", "cpu", "--threads", "1",
@@ -481,7 +481,7 @@ TEST(ExportLimits, AnAdaptivePoolWithNoExactWindowIsExplained) {
 
 // A tiny finished run of a model file, for the layers the export refuses.
 CommandResult train_model_file(const fs::path& dir, const std::string& toml) {
-  write_images(dir / "train", 16, 2, 5);
+  write_export_images(dir / "train", 16, 2, 5);
   testing::write_bytes(dir / "model.toml", toml);
   return run_tabby({"train", "--data", (dir / "train").string(), "--model", (dir / "model.toml").string(),
                     "--image-size", "16", "--epochs", "1", "--batch-size", "4", "--device", "cpu", "--threads", "1",

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "support/test_support.h"
+#include "support/training_data.h"
 #include "tabby/api/report_job.h"
 #include "tabby/image/decode.h"
 #include "support/image_encode.h"
@@ -27,23 +28,9 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+using testing::write_tinted_images;
 
-// Cats are reddish, dogs bluish, over noise: a tiny CNN separates them.
-void write_class_images(const fs::path& dir, int count, bool red, int seed) {
-  std::mt19937 rng(static_cast<uint32_t>(seed));
-  std::uniform_int_distribution<int> noise(0, 60);
-  for (int i = 0; i < count; ++i) {
-    Image image(16, 16);
-    for (size_t p = 0; p < image.pixels.size(); p += 3) {
-      image.pixels[p] = static_cast<uint8_t>((red ? 170 : 30) + noise(rng));
-      image.pixels[p + 1] = static_cast<uint8_t>(40 + noise(rng));
-      image.pixels[p + 2] = static_cast<uint8_t>((red ? 30 : 170) + noise(rng));
-    }
-    testing::write_bytes(dir / ("img_" + std::to_string(i) + ".png"), encode_png(image));
-  }
-}
-
-constexpr const char* kTinyModel = R"(name = "tiny"
+constexpr const char* kReportModel = R"(name = "tiny"
 [[layers]]
 type = "Rescaling"
 scale = 0.00392156862745098
@@ -89,11 +76,11 @@ class ReportTest : public ::testing::Test {
     // Per process: ctest runs the tests of this suite in parallel processes.
     root_ = new fs::path(testing::scratch_dir("report_run_" + std::to_string(::getpid())));
     const fs::path& root = *root_;
-    write_class_images(root / "train/cat", 10, true, 1);
-    write_class_images(root / "train/dog", 10, false, 2);
-    write_class_images(root / "test/cat", 4, true, 3);
-    write_class_images(root / "test/dog", 4, false, 4);
-    testing::write_bytes(root / "tiny.toml", kTinyModel);
+    write_tinted_images(root / "train/cat", 10, true, 1);
+    write_tinted_images(root / "train/dog", 10, false, 2);
+    write_tinted_images(root / "test/cat", 4, true, 3);
+    write_tinted_images(root / "test/dog", 4, false, 4);
+    testing::write_bytes(root / "tiny.toml", kReportModel);
     train_ = new testing::CommandResult(testing::run_tabby(
         {"train", "--data", (root / "train").string(), "--validation-split", "0.2", "--test", (root / "test").string(),
          "--model", (root / "tiny.toml").string(), "--image-size", "16", "--epochs", "2", "--batch-size", "4",

@@ -36,7 +36,7 @@ fs::path copy_of_fixture(const std::string& name) {
 }
 
 // 16x16 images of the fixture's classes, `per_class` each.
-void write_images(const fs::path& root, int per_class) {
+void write_run_folder_images(const fs::path& root, int per_class) {
   int seed = 0;
   for (const std::string cls : {"cats", "dogs"}) {
     for (int i = 0; i < per_class; ++i) {
@@ -82,8 +82,8 @@ TEST(RunFolder, ItsCheckpointsOptimizerStateFitsTheModel) {
 TEST(RunFolder, TrainingResumesFromACheckpointWrittenBeforeTheSchema) {
   const fs::path run = copy_of_fixture("run_folder_resume");
   const fs::path data = run.parent_path() / "data";
-  write_images(data / "train", 6);
-  write_images(data / "val", 2);
+  write_run_folder_images(data / "train", 6);
+  write_run_folder_images(data / "val", 2);
   // The fixture finished its 3 epochs; asked for 4, it trains one more from its checkpoint.
   update_run_record(run, [&](RunRecord& r) {
     r.status = RunStatus::running;

@@ -37,7 +37,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using testing::ServeProcess;
 
-constexpr const char* kModel = R"(name = "tiny-serve"
+constexpr const char* kServeModel = R"(name = "tiny-serve"
 [[layers]]
 type = "Rescaling"
 scale = 0.00392156862745098
@@ -53,7 +53,7 @@ type = "Dense"
 units = 2
 )";
 
-void write_images(const fs::path& root, int per_class, uint32_t seed) {
+void write_serve_images(const fs::path& root, int per_class, uint32_t seed) {
   std::mt19937 rng(seed);
   std::uniform_int_distribution<int> noise(0, 60);
   for (int c = 0; c < 2; ++c) {
@@ -72,9 +72,9 @@ class ServeTest : public ::testing::Test {
   static void SetUpTestSuite() {
     // ctest runs each test of the suite as its own process, in parallel.
     dir_ = new fs::path(testing::scratch_dir("serve_" + std::to_string(::getpid())));
-    write_images(*dir_ / "train", 10, 1);
-    write_images(*dir_ / "test", 4, 2);
-    testing::write_bytes(*dir_ / "model.toml", kModel);
+    write_serve_images(*dir_ / "train", 10, 1);
+    write_serve_images(*dir_ / "test", 4, 2);
+    testing::write_bytes(*dir_ / "model.toml", kServeModel);
     TrainJob job;
     job.model = (*dir_ / "model.toml").string();
     job.data.data = (*dir_ / "train").string();

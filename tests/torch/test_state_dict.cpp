@@ -3,6 +3,7 @@
 #include "tabby/nn/state_dict.h"
 #include "tabby/util/error.h"
 #include "tabby/weights/safetensors.h"
+#include "support/module_state.h"
 #include "support/test_support.h"
 
 #include <torch/torch.h>
@@ -13,6 +14,8 @@ using namespace tabby;
 using namespace tabby::nn;
 
 namespace {
+
+using tabby::testing::module_state_raw;
 
 // A conv + batch norm + linear, registered under PyTorch-style names.
 struct TinyNetImpl : torch::nn::Module {
@@ -35,12 +38,6 @@ TensorMap random_state_for(const torch::nn::Module& module) {
 }
 
 // The module's state converted for writing with tabby/weights (write_safetensors).
-RawTensorMap module_state_raw(const torch::nn::Module& module) {
-  RawTensorMap out;
-  for (const auto& [name, tensor] : module_state(module)) out.emplace(name, to_raw(tensor));
-  return out;
-}
-
 bool contains(const std::vector<std::string>& list, const std::string& needle) {
   return std::find(list.begin(), list.end(), needle) != list.end();
 }

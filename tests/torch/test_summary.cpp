@@ -18,6 +18,7 @@ namespace tabby::nn {
 namespace {
 
 using nlohmann::json;
+using testing::lines_of;
 
 struct Row {
   std::string name, type, shape;
@@ -40,13 +41,6 @@ ModelSummary summary_of(const std::string& model, int64_t classes, int64_t size,
   if (freeze) spec.layers[*spec.backbone_index()].params["trainable"] = false;
   Network net(spec, classes, size, size);
   return summarize(*net);
-}
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) out.push_back(line);
-  return out;
 }
 
 // Display columns of a UTF-8 line (box-drawing characters are one column).

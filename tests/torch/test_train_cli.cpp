@@ -35,11 +35,14 @@ namespace {
 using testing::CommandResult;
 using testing::run_tabby;
 using testing::scratch_dir;
+using testing::describe;
+using testing::expect_same_tensors;
+using testing::read_json;
 namespace fs = std::filesystem;
 
 using testing::write_two_class_folder;
 
-constexpr const char* kTinyModel = R"(name = "tiny"
+constexpr const char* kTrainCliModel = R"(name = "tiny"
 [[layers]]
 type = "Rescaling"
 scale = 0.00392156862745098
@@ -68,7 +71,7 @@ TinyData make_tiny_data(const fs::path& dir, int per_class = 24) {
   TinyData d{dir / "train", dir / "val", dir / "tiny.toml"};
   write_two_class_folder(d.train, per_class, 24, 1);
   write_two_class_folder(d.val, 8, 24, 2);
-  testing::write_bytes(d.model, kTinyModel);
+  testing::write_bytes(d.model, kTrainCliModel);
   return d;
 }
 
@@ -93,25 +96,8 @@ std::vector<std::string> train_args(const TinyData& d, const fs::path& out, int 
           "--lr",     "0.01"};
 }
 
-std::string describe(const CommandResult& r) {
-  return "exit " + std::to_string(r.exit_code) + "\nstdout:\n" + r.out + "\nstderr:\n" + r.err;
-}
-
 // The tensors of a weights file, by name (metadata such as timestamps aside).
 RawTensorMap tensors_of(const fs::path& file) { return read_safetensors(file).tensors; }
-
-void expect_same_tensors(const fs::path& a, const fs::path& b) {
-  const RawTensorMap ta = tensors_of(a), tb = tensors_of(b);
-  ASSERT_EQ(ta.size(), tb.size());
-  for (const auto& [name, t] : ta) {
-    auto it = tb.find(name);
-    ASSERT_NE(it, tb.end()) << name;
-    EXPECT_EQ(t.shape, it->second.shape) << name;
-    EXPECT_TRUE(t.data == it->second.data) << "tensor " << name << " differs";
-  }
-}
-
-nlohmann::json read_json(const fs::path& file) { return nlohmann::json::parse(read_file(file)); }
 
 // A callback's own flags act alone: given without --early-stopping or
 // --reduce-lr they switch their callback on, as --patience always did.

@@ -9,6 +9,7 @@
 #include "tabby/weights/pth.h"
 #include "tabby/weights/safetensors.h"
 #include "tabby/weights/weights_file.h"
+#include "support/module_state.h"
 #include "support/test_support.h"
 
 #include <nlohmann/json.hpp>
@@ -30,6 +31,8 @@ using namespace tabby::nn;
 namespace fs = std::filesystem;
 
 namespace {
+
+using tabby::testing::module_state_raw;
 
 const std::vector<std::string> kArchs = {"mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "resnet18",
                                          "resnet50",     "vgg16",              "squeezenet1_1"};
@@ -116,12 +119,6 @@ const Fixtures& fixtures() {
 TensorMap read_tensors(const fs::path& path) { return to_torch(read_safetensors(path).tensors); }
 
 // The module's state converted for writing with tabby/weights (write_safetensors).
-RawTensorMap module_state_raw(const torch::nn::Module& module) {
-  RawTensorMap out;
-  for (const auto& [name, tensor] : module_state(module)) out.emplace(name, to_raw(tensor));
-  return out;
-}
-
 // A weights file (safetensors or torch.save zip .pth) loaded into a backbone.
 LoadReport load_backbone_file(BackboneImpl& backbone, const fs::path& path, bool strict) {
   return load_backbone_state(backbone, to_torch(read_weights_file(path)), strict);
@@ -454,8 +451,8 @@ TEST(ZooGolden, WrongArchitectureFileIsAnErrorListingTheMismatches) {
 namespace {
 
 // A backbone under a small head, as the model builder uses it.
-struct ClassifierImpl : torch::nn::Module {
-  explicit ClassifierImpl(Backbone b)
+struct BackboneWithHeadImpl : torch::nn::Module {
+  explicit BackboneWithHeadImpl(Backbone b)
       : backbone(register_module("backbone", b)),
         head(register_module("head", torch::nn::Linear(b->feature_channels(), 3))) {}
   torch::Tensor forward(torch::Tensor x) {
@@ -464,10 +461,10 @@ struct ClassifierImpl : torch::nn::Module {
   Backbone backbone;
   torch::nn::Linear head;
 };
-TORCH_MODULE(Classifier);
+TORCH_MODULE(BackboneWithHead);
 
 // One SGD-free training step: forward in train mode, loss, backward.
-void train_step(Classifier& net) {
+void train_step(BackboneWithHead& net) {
   net->train();
   torch::Tensor x = torch::randn({4, 3, 32, 32}) * 2 + 0.5;
   torch::Tensor loss = torch::nn::functional::cross_entropy(net->forward(x), torch::tensor({0, 1, 2, 0}));
@@ -484,7 +481,7 @@ TensorMap snapshot_buffers(torch::nn::Module& m) {
 
 TEST(ZooFreeze, FrozenBackboneGetsNoGradientsAndKeepsItsStatistics) {
   torch::manual_seed(1);
-  Classifier net(make_backbone("mobilenet_v2", false));
+  BackboneWithHead net(make_backbone("mobilenet_v2", false));
   net->backbone->set_trainable_blocks(0);
   EXPECT_EQ(net->backbone->count_parameters(true), 0);
   const TensorMap before = snapshot_buffers(*net->backbone);
@@ -502,7 +499,7 @@ TEST(ZooFreeze, FrozenBackboneGetsNoGradientsAndKeepsItsStatistics) {
 
 TEST(ZooFreeze, LastTwoBlocksTrainWithBatchNormInInferenceMode) {
   torch::manual_seed(2);
-  Classifier net(make_backbone("resnet18", false));
+  BackboneWithHead net(make_backbone("resnet18", false));
   auto& backbone = net->backbone;
   backbone->set_trainable_blocks(2);
   const auto units = backbone->blocks();
@@ -528,7 +525,7 @@ TEST(ZooFreeze, LastTwoBlocksTrainWithBatchNormInInferenceMode) {
 
 TEST(ZooFreeze, WithoutBnInferenceOnlyTrainableBlocksUpdateStatistics) {
   torch::manual_seed(3);
-  Classifier net(make_backbone("resnet18", false));
+  BackboneWithHead net(make_backbone("resnet18", false));
   net->backbone->set_trainable_blocks(1, /*bn_inference=*/false);
   const TensorMap before = snapshot_buffers(*net->backbone);
   train_step(net);

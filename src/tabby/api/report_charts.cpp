@@ -65,10 +65,6 @@ std::optional<Image> thumbnail(const fs::path& file) {
   }
 }
 
-std::string class_name(const std::vector<std::string>& names, int k) {
-  return k >= 0 && static_cast<size_t>(k) < names.size() ? names[static_cast<size_t>(k)] : std::to_string(k);
-}
-
 report::GridStyle grid_style(const std::string& title) {
   report::GridStyle style;
   style.cell_size = kGridCell;
@@ -78,6 +74,10 @@ report::GridStyle grid_style(const std::string& title) {
 }
 
 }  // namespace
+
+std::string class_name(const std::vector<std::string>& names, int k) {
+  return k >= 0 && static_cast<size_t>(k) < names.size() ? names[static_cast<size_t>(k)] : std::to_string(k);
+}
 
 report::HtmlImage ChartSink::keep(const report::Chart& chart, const std::string& name, const std::string& alt,
                                   const std::string& caption) {

@@ -26,6 +26,9 @@ struct ChartSink {
 
 bool has_metric(const std::vector<EpochRecord>& history, Monitor metric);
 
+// The name of class `k`, or `k` itself where the run names no such class.
+std::string class_name(const std::vector<std::string>& names, int k);
+
 // "accuracy" and "loss" curves of one run (training solid, validation dashed);
 // titles prefixed by `prefix` when given. None without cairo or history.
 std::vector<report::HtmlImage> curve_images(const std::vector<EpochRecord>& history, ChartSink& sink,

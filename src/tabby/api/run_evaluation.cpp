@@ -18,7 +18,7 @@ namespace {
 
 using nlohmann::json;
 
-constexpr uint64_t kGridSeedPurpose = 0x50524544;  // "PRED"
+constexpr uint64_t kPredictionGridSeedPurpose = 0x50524544;  // "PRED"
 constexpr int kTopLosses = 8;                      // mistakes shown (two rows of four)
 
 std::optional<fs::file_time_type> modified(const fs::path& p) {
@@ -167,7 +167,7 @@ RunEvaluation make_run_evaluation(const EvaluateOutcome& outcome, const std::str
   auto probs = r.probabilities.to(torch::kFloat).contiguous();
   auto predicted = probs.argmax(1).to(torch::kLong).contiguous();
   auto labels = r.labels.to(torch::kLong).contiguous();
-  const auto order = seeded_permutation(static_cast<size_t>(r.count), derive_seed(seed, {kGridSeedPurpose}));
+  const auto order = seeded_permutation(static_cast<size_t>(r.count), derive_seed(seed, {kPredictionGridSeedPurpose}));
   for (size_t k = 0; k < order.size() && ev.samples.size() < grid_size; ++k) {
     const int64_t i = static_cast<int64_t>(order[k]);
     const int64_t row = r.indices.defined() ? r.indices[i].item<int64_t>() : i;

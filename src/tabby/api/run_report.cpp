@@ -29,10 +29,6 @@ using report::percent;
 using report::thousands;
 using KeyValues = std::vector<std::pair<std::string, std::string>>;
 
-std::string class_name(const std::vector<std::string>& names, int k) {
-  return k >= 0 && static_cast<size_t>(k) < names.size() ? names[static_cast<size_t>(k)] : std::to_string(k);
-}
-
 KeyValues data_key_values(const RunRecord& run) {
   const RunSettings& s = run.settings;
   KeyValues kv = {{"data", describe_data_args(s.data)},

@@ -3,18 +3,13 @@
 #include <algorithm>
 
 #include "tabby/util/error.h"
+#include "tabby/util/text.h"
 
 namespace tabby {
 
 namespace {
 
 const char* kHint = "e.g. --augment \"flip,rotation=0.1,zoom=0.2\" (flip, rotation, zoom, translation, contrast)";
-
-std::string trim(std::string s) {
-  s.erase(0, s.find_first_not_of(" \t"));
-  s.erase(s.find_last_not_of(" \t") + 1);
-  return s;
-}
 
 double factor_of(const std::string& item, const std::string& key, const std::string& value) {
   try {
@@ -65,7 +60,7 @@ std::vector<LayerSpec> parse_augment_spec(const std::string& text) {
   while (start <= text.size()) {
     size_t comma = text.find(',', start);
     if (comma == std::string::npos) comma = text.size();
-    const std::string item = trim(text.substr(start, comma - start));
+    const std::string item = util::trim(text.substr(start, comma - start));
     start = comma + 1;
     if (item.empty()) {
       // A trailing comma is fine; an empty item elsewhere is a typo.

@@ -15,6 +15,7 @@
 #include "tabby/util/error.h"
 #include "tabby/util/fs.h"
 #include "tabby/util/settings.h"
+#include "tabby/util/text.h"
 
 namespace tabby {
 
@@ -31,12 +32,6 @@ const std::vector<std::string> kDataKeys = {"data",          "split",      "val"
 const std::vector<std::string> kModelKeys = {"name",    "model",           "description", "image_size",
                                              "weights", "freeze_backbone", "include_top"};
 
-std::string join(const std::vector<std::string>& items) {
-  std::string out;
-  for (size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + items[i];
-  return out;
-}
-
 bool contains(const std::vector<std::string>& list, const std::string& key) {
   return std::find(list.begin(), list.end(), key) != list.end();
 }
@@ -49,7 +44,7 @@ struct Table {
   void only(const std::vector<std::string>& allowed) const {
     for (auto it = j.begin(); it != j.end(); ++it) {
       if (!contains(allowed, it.key())) {
-        throw Error(where + ": unknown key '" + it.key() + "'", "allowed keys: " + join(allowed));
+        throw Error(where + ": unknown key '" + it.key() + "'", "allowed keys: " + util::join(allowed));
       }
     }
   }
@@ -235,7 +230,7 @@ ExperimentModel parse_model(const json& j, size_t index, const json& shared_trai
     // apply_train_table says "[train] has an unknown key"; in a model entry the
     // key may as well be a misspelt model key.
     if (what.find("unknown key") != std::string::npos) {
-      throw Error(what, "model keys: " + join(kModelKeys) + "; or a [train] key (epochs, lr, batch_size, ...)");
+      throw Error(what, "model keys: " + util::join(kModelKeys) + "; or a [train] key (epochs, lr, batch_size, ...)");
     }
     throw;
   }

@@ -10,6 +10,7 @@
 #include "tabby/util/error.h"
 #include "tabby/util/fs.h"
 #include "tabby/util/log.h"
+#include "tabby/util/text.h"
 
 namespace tabby {
 
@@ -17,22 +18,9 @@ namespace {
 
 constexpr const char* kHeaderHint = "the first row must be a header such as: path,label";
 
-std::string trim(std::string_view s) {
-  size_t b = 0, e = s.size();
-  while (b < e && (s[b] == ' ' || s[b] == '\t')) ++b;
-  while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t')) --e;
-  return std::string(s.substr(b, e - b));
-}
-
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
   return s;
-}
-
-std::string join(const std::vector<std::string>& items) {
-  std::string out;
-  for (size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + items[i];
-  return out;
 }
 
 // Column index of the first alias present in the header, or -1.
@@ -76,7 +64,7 @@ std::vector<CsvRecord> parse_csv(std::string_view text, const std::string& sourc
   size_t quote_line = 0;
 
   auto end_field = [&] {
-    record.fields.push_back(quoted ? field : trim(field));
+    record.fields.push_back(quoted ? field : util::trim(field));
     field.clear();
     quoted = after_close = false;
   };
@@ -118,7 +106,7 @@ std::vector<CsvRecord> parse_csv(std::string_view text, const std::string& sourc
       ++line;
     } else if (after_close) {
       if (c != ' ' && c != '\t') fail(line, "unexpected text after a closing quote");
-    } else if (c == '"' && trim(field).empty()) {
+    } else if (c == '"' && util::trim(field).empty()) {
       in_quotes = quoted = true;
       quote_line = line;
       field.clear();
@@ -150,8 +138,8 @@ Dataset read_csv_dataset(const fs::path& csv, const std::optional<std::vector<st
   const int label_column = find_column(header.fields, label_aliases);
   if (path_column < 0 || label_column < 0) {
     throw Error(fmt::format("'{}' line {}: no {} column (expected one of: {}); the header has: {}", name, header.line,
-                            path_column < 0 ? "path" : "label", join(path_column < 0 ? path_aliases : label_aliases),
-                            join(header.fields)),
+                            path_column < 0 ? "path" : "label", util::join(path_column < 0 ? path_aliases : label_aliases),
+                            util::join(header.fields)),
                 kHeaderHint);
   }
 
@@ -186,7 +174,7 @@ Dataset read_csv_dataset(const fs::path& csv, const std::optional<std::vector<st
     if (label.empty()) throw Error(fmt::format("'{}' line {}: the label is empty", name, record.line));
     if (class_names && !label_of.count(label)) {
       throw Error(fmt::format("'{}' line {}: label '{}' is not one of the class names ({})", name, record.line, label,
-                              join(*class_names)),
+                              util::join(*class_names)),
                   "fix the label, or use the class names the data was labelled with");
     }
     const fs::path path = base / relative;

@@ -14,6 +14,7 @@
 #include "tabby/util/error.h"
 #include "tabby/util/fs.h"
 #include "tabby/util/log.h"
+#include "tabby/util/text.h"
 
 namespace tabby {
 
@@ -22,12 +23,6 @@ namespace {
 bool is_hidden(const fs::path& path) {
   const std::string name = path.filename().native();  // a copy: filename() is a temporary
   return !name.empty() && name[0] == '.';
-}
-
-std::string join(const std::vector<std::string>& items, const std::string& separator) {
-  std::string out;
-  for (size_t i = 0; i < items.size(); ++i) out += (i ? separator : "") + items[i];
-  return out;
 }
 
 std::string layout_hint(const fs::path& dir) {
@@ -189,15 +184,15 @@ std::vector<std::string> choose_classes(const fs::path& dir, const std::vector<s
     if (!seen.count(name)) extra.push_back(name);
   }
   if (missing.size() == wanted->size()) {
-    throw Error("none of the class names (" + join(*wanted, ", ") + ") is a sub-folder of '" + dir.string() + "'",
-                "its sub-folders are: " + join(folders, ", "));
+    throw Error("none of the class names (" + util::join(*wanted, ", ") + ") is a sub-folder of '" + dir.string() + "'",
+                "its sub-folders are: " + util::join(folders, ", "));
   }
   for (const auto& name : missing) {
     log::warnf("class '{}' has no folder in '{}': it gets no samples", name, dir.string());
   }
   if (!extra.empty()) {
     log::warnf("ignoring {} sub-folder(s) of '{}' that are not among the class names: {}", extra.size(), dir.string(),
-               join(extra, ", "));
+               util::join(extra, ", "));
   }
   return *wanted;
 }
@@ -231,7 +226,7 @@ Dataset scan_folder(const fs::path& dir, const FolderScanOptions& options) {
     const fs::path class_dir = dir / name;
     std::vector<fs::path> files = walk_class_folder(class_dir, extensions, options.follow_symlinks, stats);
     if (files.empty()) {
-      throw Error("class '" + name + "' has no images (looked for " + join(extensions, " ") + " in '" +
+      throw Error("class '" + name + "' has no images (looked for " + util::join(extensions, " ") + " in '" +
                       class_dir.string() + "')",
                   "put image files in that folder, or remove it");
     }
@@ -248,7 +243,7 @@ Dataset scan_folder(const fs::path& dir, const FolderScanOptions& options) {
   }
   if (stats.non_image_files > 0) {
     log::infof("ignored {} file(s) in '{}' without an image extension ({})", stats.non_image_files, dir.string(),
-               join(extensions, " "));
+               util::join(extensions, " "));
   }
   log::infof("Found {} files belonging to {} classes.", dataset.samples.size(), dataset.class_names.size());
   return dataset;

@@ -15,6 +15,7 @@
 #include "tabby/util/fs.h"
 #include "tabby/util/log.h"
 #include "tabby/util/rng.h"
+#include "tabby/util/text.h"
 
 namespace tabby {
 
@@ -23,19 +24,8 @@ namespace {
 constexpr const char* kSpecHint =
     "write SPLIT or SPLIT[FROM:TO] with percentages (train[:40%], train[40%:50%], train[-10%:]) "
     "or counts (train[:1000]); join several with '+'";
-
-std::string trim(const std::string& s) {
-  size_t b = 0, e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-  return s.substr(b, e - b);
-}
-
-std::string join(const std::vector<std::string>& items) {
-  std::string out;
-  for (size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + items[i];
-  return out;
-}
+// What std::isspace calls space: a spec from a shell or a file may end in a newline.
+constexpr std::string_view kSpace = " \t\n\v\f\r";
 
 [[noreturn]] void bad_spec(const std::string& text, const std::string& why) {
   throw UsageError("bad split spec '" + text + "': " + why, kSpecHint);
@@ -53,12 +43,12 @@ struct Bound {
 // One bound: empty, or [-]DIGITS[.DIGITS][%] with '_' allowed between digits
 // (TFDS accepts 1_000). Parsed by hand: strtod would follow the C locale.
 Bound parse_bound(const std::string& spec_text, const std::string& raw) {
-  std::string s = trim(raw);
+  std::string s = util::trim(raw, kSpace);
   Bound bound;
   if (s.empty()) return bound;
   if (s.back() == '%') {
     bound.percent = true;
-    s = trim(s.substr(0, s.size() - 1));
+    s = util::trim(s.substr(0, s.size() - 1), kSpace);
   }
   size_t i = 0;
   const bool negative = !s.empty() && s[0] == '-';
@@ -80,11 +70,11 @@ Bound parse_bound(const std::string& spec_text, const std::string& raw) {
     } else if (c == '.' && !has_point) {
       has_point = in_fraction = true;
     } else {
-      bad_spec(spec_text, "'" + trim(raw) + "' is not a number");
+      bad_spec(spec_text, "'" + util::trim(raw, kSpace) + "' is not a number");
     }
   }
-  if (!digits) bad_spec(spec_text, "'" + trim(raw) + "' is not a number");
-  if (has_point && !bound.percent) bad_spec(spec_text, "a count must be a whole number, got '" + trim(raw) + "'");
+  if (!digits) bad_spec(spec_text, "'" + util::trim(raw, kSpace) + "' is not a number");
+  if (has_point && !bound.percent) bad_spec(spec_text, "a count must be a whole number, got '" + util::trim(raw, kSpace) + "'");
   const double value = (whole + fraction) * (negative ? -1 : 1);
   if (bound.percent && std::fabs(value) > 100) bad_spec(spec_text, "percentages must be within -100% and 100%");
   bound.value = value;
@@ -94,7 +84,7 @@ Bound parse_bound(const std::string& spec_text, const std::string& raw) {
 }  // namespace
 
 SplitSpec parse_split_spec(const std::string& input) {
-  const std::string text = trim(input);
+  const std::string text = util::trim(input, kSpace);
   if (text.empty()) bad_spec(input, "it is empty");
   if (text.find('+') != std::string::npos) bad_spec(text, "use one split here, not several joined with '+'");
   size_t name_end = 0;
@@ -130,8 +120,8 @@ std::vector<SplitSpec> parse_split_union(const std::string& text) {
   size_t start = 0;
   for (;;) {
     const size_t plus = text.find('+', start);
-    const std::string part = trim(text.substr(start, plus == std::string::npos ? std::string::npos : plus - start));
-    if (part.empty()) bad_spec(trim(text), trim(text).empty() ? "it is empty" : "an empty part around '+'");
+    const std::string part = util::trim(text.substr(start, plus == std::string::npos ? std::string::npos : plus - start), kSpace);
+    if (part.empty()) bad_spec(util::trim(text, kSpace), util::trim(text, kSpace).empty() ? "it is empty" : "an empty part around '+'");
     parts.push_back(parse_split_spec(part));
     if (plus == std::string::npos) break;
     start = plus + 1;
@@ -207,8 +197,8 @@ Dataset resolve_split(const fs::path& root, const std::string& spec_text) {
   }
   for (const auto& part : parts) {
     if (!folder_of.count(part.split)) {
-      throw UsageError(fmt::format("unknown split '{}' in '{}': '{}' has the split(s) {}", part.split, trim(spec_text),
-                                   root.string(), join(names)),
+      throw UsageError(fmt::format("unknown split '{}' in '{}': '{}' has the split(s) {}", part.split, util::trim(spec_text, kSpace),
+                                   root.string(), util::join(names)),
                        fmt::format("e.g. {}[:40%]", names.front()));
     }
   }
@@ -232,7 +222,7 @@ Dataset resolve_split(const fs::path& root, const std::string& spec_text) {
 
   std::map<std::string, Dataset> scanned;
   Dataset result;
-  result.source = root.string() + " " + trim(spec_text);
+  result.source = root.string() + " " + util::trim(spec_text, kSpace);
   for (const auto& part : parts) {
     auto found = scanned.find(part.split);
     if (found == scanned.end()) {
@@ -255,7 +245,7 @@ Dataset resolve_split(const fs::path& root, const std::string& spec_text) {
     std::sort(selected.begin(), selected.end());
     for (size_t i : selected) result.samples.push_back(whole.samples[i]);
   }
-  log::infof("Using {} files for '{}'.", result.samples.size(), trim(spec_text));
+  log::infof("Using {} files for '{}'.", result.samples.size(), util::trim(spec_text, kSpace));
   return result;
 }
 

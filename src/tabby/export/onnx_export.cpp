@@ -112,7 +112,7 @@ void add_metadata(onnx::ModelProto& model, const std::string& key, const std::st
 }
 
 // A run that can be exported: finished, with its kept weights.
-LoadedRun finished_run(const fs::path& dir) {
+LoadedRun load_finished_run(const fs::path& dir) {
   const RunRecord record = read_run_record(dir);
   if (!record.finished()) {
     throw Error("run '" + dir.string() + "' has not finished (" + enum_name(record.status) + "): nothing to export yet",
@@ -133,7 +133,7 @@ void check_job(const ExportJob& job) {
 
 ExportOutcome run_export_job(const ExportJob& job) {
   check_job(job);
-  LoadedRun run = finished_run(job.run);
+  LoadedRun run = load_finished_run(job.run);
   const RunSettings& s = run.settings();
   onnx::ModelProto model;
   model.set_ir_version(ir_version_for(job.opset));

@@ -21,10 +21,10 @@ namespace {
 using json = nlohmann::json;
 
 constexpr int kMaxJsonDepth = 64;
-const char* const kDamagedHint = "the file is damaged, truncated or not safetensors: export or download it again";
+const char* const kNotSafetensorsHint = "the file is damaged, truncated or not safetensors: export or download it again";
 
-[[noreturn]] void fail(const std::string& source, const std::string& problem) {
-  throw Error("'" + source + "' is not a valid safetensors file: " + problem, kDamagedHint);
+[[noreturn]] void fail_safetensors(const std::string& source, const std::string& problem) {
+  throw Error("'" + source + "' is not a valid safetensors file: " + problem, kNotSafetensorsHint);
 }
 
 uint64_t read_le64(const char* p) {
@@ -87,25 +87,25 @@ struct Span {
 
 SafetensorsFile parse_checked(const std::string& bytes, const std::string& source) {
   if (bytes.size() < 8) {
-    fail(source, "it is only " + std::to_string(bytes.size()) + " bytes long (a header length alone takes 8)");
+    fail_safetensors(source, "it is only " + std::to_string(bytes.size()) + " bytes long (a header length alone takes 8)");
   }
   const uint64_t header_len = read_le64(bytes.data());
   if (header_len > kMaxSafetensorsHeader) {
-    fail(source, "its header length " + std::to_string(header_len) + " is larger than the " +
+    fail_safetensors(source, "its header length " + std::to_string(header_len) + " is larger than the " +
                      std::to_string(kMaxSafetensorsHeader) + "-byte limit");
   }
   if (header_len > bytes.size() - 8) {
-    fail(source, "its header length " + std::to_string(header_len) + " goes past the end of the file (" +
+    fail_safetensors(source, "its header length " + std::to_string(header_len) + " goes past the end of the file (" +
                      std::to_string(bytes.size()) + " bytes): the file is truncated");
   }
   const std::string header = bytes.substr(8, header_len);
   const size_t first = header.find_first_not_of(" \t\r\n");
-  if (first == std::string::npos || header[first] != '{') fail(source, "its header is not a JSON object");
-  if (json_nesting_depth(header) > kMaxJsonDepth) fail(source, "its JSON header is nested too deeply");
+  if (first == std::string::npos || header[first] != '{') fail_safetensors(source, "its header is not a JSON object");
+  if (json_nesting_depth(header) > kMaxJsonDepth) fail_safetensors(source, "its JSON header is nested too deeply");
 
   json root = json::parse(header, nullptr, /*allow_exceptions=*/false);
-  if (root.is_discarded()) fail(source, "its header is not valid JSON");
-  if (!root.is_object()) fail(source, "its header is not a JSON object");
+  if (root.is_discarded()) fail_safetensors(source, "its header is not valid JSON");
+  if (!root.is_object()) fail_safetensors(source, "its header is not a JSON object");
 
   const size_t data_start = 8 + header_len;
   const int64_t data_size = static_cast<int64_t>(bytes.size() - data_start);
@@ -117,18 +117,18 @@ SafetensorsFile parse_checked(const std::string& bytes, const std::string& sourc
     const json& entry = it.value();
     if (name == "__metadata__") {
       if (entry.is_null()) continue;
-      if (!entry.is_object()) fail(source, "__metadata__ is not an object of strings");
+      if (!entry.is_object()) fail_safetensors(source, "__metadata__ is not an object of strings");
       for (auto m = entry.begin(); m != entry.end(); ++m) {
-        if (!m.value().is_string()) fail(source, "__metadata__ entry '" + m.key() + "' is not a string");
+        if (!m.value().is_string()) fail_safetensors(source, "__metadata__ entry '" + m.key() + "' is not a string");
         out.metadata[m.key()] = m.value().get<std::string>();
       }
       continue;
     }
     const std::string where = "tensor '" + name + "'";
-    if (!entry.is_object()) fail(source, where + " is not described by a JSON object");
+    if (!entry.is_object()) fail_safetensors(source, where + " is not described by a JSON object");
 
     auto dt = entry.find("dtype");
-    if (dt == entry.end() || !dt->is_string()) fail(source, where + " has no dtype string");
+    if (dt == entry.end() || !dt->is_string()) fail_safetensors(source, where + " has no dtype string");
     const std::string dtype_text = dt->get<std::string>();
     std::optional<DType> dtype = dtype_from_name(dtype_text);
     if (!dtype) {
@@ -136,35 +136,35 @@ SafetensorsFile parse_checked(const std::string& bytes, const std::string& sourc
         throw Error("'" + source + "': " + where + " has dtype " + dtype_text + ", which tabby does not support",
                     "convert the tensor to F32, F16 or BF16 before loading it");
       }
-      fail(source, where + " has an unknown dtype '" + dtype_text + "'");
+      fail_safetensors(source, where + " has an unknown dtype '" + dtype_text + "'");
     }
 
     auto sh = entry.find("shape");
-    if (sh == entry.end() || !sh->is_array()) fail(source, where + " has no shape array");
-    if (sh->size() > 64) fail(source, where + " has " + std::to_string(sh->size()) + " dimensions (at most 64)");
+    if (sh == entry.end() || !sh->is_array()) fail_safetensors(source, where + " has no shape array");
+    if (sh->size() > 64) fail_safetensors(source, where + " has " + std::to_string(sh->size()) + " dimensions (at most 64)");
     std::vector<int64_t> shape;
     for (const json& d : *sh) {
       auto v = json_index(d);
-      if (!v) fail(source, where + " has a shape entry that is not a non-negative integer: " + d.dump());
+      if (!v) fail_safetensors(source, where + " has a shape entry that is not a non-negative integer: " + d.dump());
       shape.push_back(*v);
     }
     std::optional<int64_t> numel = checked_numel(shape, dtype_size(*dtype));
-    if (!numel) fail(source, where + " has a shape " + shape_string(shape) + " too large to hold in memory");
+    if (!numel) fail_safetensors(source, where + " has a shape " + shape_string(shape) + " too large to hold in memory");
     const int64_t nbytes = *numel * static_cast<int64_t>(dtype_size(*dtype));
 
     auto off = entry.find("data_offsets");
     if (off == entry.end() || !off->is_array() || off->size() != 2) {
-      fail(source, where + " has no data_offsets pair [begin, end]");
+      fail_safetensors(source, where + " has no data_offsets pair [begin, end]");
     }
     auto begin = json_index((*off)[0]), end = json_index((*off)[1]);
-    if (!begin || !end) fail(source, where + " has data_offsets that are not non-negative integers");
-    if (*begin > *end) fail(source, where + " has data_offsets that end before they begin");
+    if (!begin || !end) fail_safetensors(source, where + " has data_offsets that are not non-negative integers");
+    if (*begin > *end) fail_safetensors(source, where + " has data_offsets that end before they begin");
     if (*end > data_size) {
-      fail(source, where + " has data_offsets [" + std::to_string(*begin) + ", " + std::to_string(*end) +
+      fail_safetensors(source, where + " has data_offsets [" + std::to_string(*begin) + ", " + std::to_string(*end) +
                        "] past the end of the data (" + std::to_string(data_size) + " bytes): the file is truncated");
     }
     if (*end - *begin != nbytes) {
-      fail(source, where + " holds " + std::to_string(*end - *begin) + " bytes but its dtype " + dtype_text +
+      fail_safetensors(source, where + " holds " + std::to_string(*end - *begin) + " bytes but its dtype " + dtype_text +
                        " and shape " + shape_string(shape) + " need " + std::to_string(nbytes));
     }
     spans.push_back({*begin, *end, name});
@@ -184,7 +184,7 @@ SafetensorsFile parse_checked(const std::string& bytes, const std::string& sourc
   const Span* last = nullptr;
   for (const Span& s : spans) {
     if (s.begin == s.end) continue;
-    if (last && s.begin < covered) fail(source, "tensors '" + last->name + "' and '" + s.name + "' overlap");
+    if (last && s.begin < covered) fail_safetensors(source, "tensors '" + last->name + "' and '" + s.name + "' overlap");
     covered = s.end;
     last = &s;
   }
@@ -201,7 +201,7 @@ SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& s
   } catch (const std::bad_alloc&) {
     throw Error("not enough memory to read '" + source_name + "'");
   } catch (const std::exception& e) {
-    fail(source_name, e.what());
+    fail_safetensors(source_name, e.what());
   }
 }
 
