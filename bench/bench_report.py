@@ -346,7 +346,8 @@ def section_transfer(d):
 def kept_section(path, name):
     """The block another script wrote into PATH between its markers
     <!-- tabby-NAME-section:begin ... --> and <!-- tabby-NAME-section:end -->
-    (bench/gpu/render.py, bench/serve_bench.py, bench/dist_bench.py), or "": a run of this script keeps it."""
+    (bench/gpu/render.py, bench/serve_bench.py, bench/dist_bench.py; the build section is written by hand),
+    or "": a run of this script keeps it."""
     try:
         with open(path) as f:
             text = f.read()
@@ -359,7 +360,7 @@ def kept_section(path, name):
 
 
 def write(res, path):
-    kept = [kept_section(path, name) for name in ("serve", "serve-model", "distributed", "gpu")]
+    kept = [kept_section(path, name) for name in ("serve", "serve-model", "distributed", "gpu", "build")]
     parts = [header(res)]
     if "decode" in res:
         parts.append(section_decode(res["decode"]))
