@@ -86,13 +86,13 @@ LayerSpec parse_layer(const nlohmann::json& j, const std::string& source, size_t
   const std::string where = source + ": layer " + std::to_string(index + 1);
   if (!j.is_object()) throw Error(where + ": expected a table with a `type` key");
   if (!j.contains("type") || !j["type"].is_string()) {
-    throw Error(where + ": missing `type`", "one of: " + util::join(known_layer_types(), ", "));
+    throw Error(where + ": missing `type`", "one of: " + util::join(known_layer_types()));
   }
   LayerSpec layer;
   layer.type = j["type"].get<std::string>();
   auto schema_it = layer_schema().find(layer.type);
   if (schema_it == layer_schema().end()) {
-    throw Error(where + ": unknown layer type '" + layer.type + "'", "one of: " + util::join(known_layer_types(), ", "));
+    throw Error(where + ": unknown layer type '" + layer.type + "'", "one of: " + util::join(known_layer_types()));
   }
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (it.key() == "type") continue;
@@ -104,7 +104,7 @@ LayerSpec parse_layer(const nlohmann::json& j, const std::string& source, size_t
     if (!schema_it->second.count(it.key())) {
       std::vector<std::string> allowed(schema_it->second.begin(), schema_it->second.end());
       throw Error(where + " (" + layer.type + "): unknown key '" + it.key() + "'",
-                  allowed.empty() ? "this layer takes no settings" : "allowed keys: " + util::join(allowed, ", "));
+                  allowed.empty() ? "this layer takes no settings" : "allowed keys: " + util::join(allowed));
     }
     layer.params[it.key()] = it.value();
   }
@@ -225,7 +225,7 @@ void check_structure(const ModelSpec& spec) {
     if (!arch.is_string() || std::find(archs.begin(), archs.end(), arch.get<std::string>()) == archs.end()) {
       throw Error(spec.source + ": layer '" + l.name + "' (Backbone): unknown architecture " +
                       (arch.is_null() ? std::string("(no `arch`)") : arch.dump()),
-                  "one of: " + util::join(archs, ", "));
+                  "one of: " + util::join(archs));
     }
   }
   // Every Dense but the last needs explicit units.
@@ -308,7 +308,7 @@ ModelSpec parse_model_toml(const std::string& text, const std::string& source) {
   for (auto it = root.begin(); it != root.end(); ++it) {
     if (!kTopLevelKeys.count(it.key())) {
       throw Error(source + ": unknown top-level key '" + it.key() + "'",
-                  "allowed: " + util::join(std::vector<std::string>(kTopLevelKeys.begin(), kTopLevelKeys.end()), ", "));
+                  "allowed: " + util::join(std::vector<std::string>(kTopLevelKeys.begin(), kTopLevelKeys.end())));
     }
   }
   check_top_level_types(root, source);
@@ -354,7 +354,7 @@ ModelSpec resolve_model(const std::string& preset_or_path) {
   std::error_code ec;
   if (std::filesystem::is_regular_file(preset_or_path, ec)) return load_model_file(preset_or_path);
   throw UsageError("--model " + preset_or_path + ": not a preset and no such file",
-                   "presets: " + util::join(preset_names(), ", ") + "; or give a path to a .toml model file");
+                   "presets: " + util::join(preset_names()) + "; or give a path to a .toml model file");
 }
 
 std::string model_to_toml(const ModelSpec& spec) {

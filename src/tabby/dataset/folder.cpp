@@ -184,15 +184,15 @@ std::vector<std::string> choose_classes(const fs::path& dir, const std::vector<s
     if (!seen.count(name)) extra.push_back(name);
   }
   if (missing.size() == wanted->size()) {
-    throw Error("none of the class names (" + util::join(*wanted, ", ") + ") is a sub-folder of '" + dir.string() + "'",
-                "its sub-folders are: " + util::join(folders, ", "));
+    throw Error("none of the class names (" + util::join(*wanted) + ") is a sub-folder of '" + dir.string() + "'",
+                "its sub-folders are: " + util::join(folders));
   }
   for (const auto& name : missing) {
     log::warnf("class '{}' has no folder in '{}': it gets no samples", name, dir.string());
   }
   if (!extra.empty()) {
     log::warnf("ignoring {} sub-folder(s) of '{}' that are not among the class names: {}", extra.size(), dir.string(),
-               util::join(extra, ", "));
+               util::join(extra));
   }
   return *wanted;
 }

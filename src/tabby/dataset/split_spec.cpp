@@ -43,7 +43,8 @@ struct Bound {
 // One bound: empty, or [-]DIGITS[.DIGITS][%] with '_' allowed between digits
 // (TFDS accepts 1_000). Parsed by hand: strtod would follow the C locale.
 Bound parse_bound(const std::string& spec_text, const std::string& raw) {
-  std::string s = util::trim(raw, kSpace);
+  const std::string trimmed = util::trim(raw, kSpace);
+  std::string s = trimmed;
   Bound bound;
   if (s.empty()) return bound;
   if (s.back() == '%') {
@@ -70,11 +71,11 @@ Bound parse_bound(const std::string& spec_text, const std::string& raw) {
     } else if (c == '.' && !has_point) {
       has_point = in_fraction = true;
     } else {
-      bad_spec(spec_text, "'" + util::trim(raw, kSpace) + "' is not a number");
+      bad_spec(spec_text, "'" + trimmed + "' is not a number");
     }
   }
-  if (!digits) bad_spec(spec_text, "'" + util::trim(raw, kSpace) + "' is not a number");
-  if (has_point && !bound.percent) bad_spec(spec_text, "a count must be a whole number, got '" + util::trim(raw, kSpace) + "'");
+  if (!digits) bad_spec(spec_text, "'" + trimmed + "' is not a number");
+  if (has_point && !bound.percent) bad_spec(spec_text, "a count must be a whole number, got '" + trimmed + "'");
   const double value = (whole + fraction) * (negative ? -1 : 1);
   if (bound.percent && std::fabs(value) > 100) bad_spec(spec_text, "percentages must be within -100% and 100%");
   bound.value = value;
@@ -121,7 +122,10 @@ std::vector<SplitSpec> parse_split_union(const std::string& text) {
   for (;;) {
     const size_t plus = text.find('+', start);
     const std::string part = util::trim(text.substr(start, plus == std::string::npos ? std::string::npos : plus - start), kSpace);
-    if (part.empty()) bad_spec(util::trim(text, kSpace), util::trim(text, kSpace).empty() ? "it is empty" : "an empty part around '+'");
+    if (part.empty()) {
+      const std::string whole = util::trim(text, kSpace);
+      bad_spec(whole, whole.empty() ? "it is empty" : "an empty part around '+'");
+    }
     parts.push_back(parse_split_spec(part));
     if (plus == std::string::npos) break;
     start = plus + 1;
@@ -175,6 +179,7 @@ std::vector<NamedSplit> list_splits(const fs::path& root) {
 }
 
 Dataset resolve_split(const fs::path& root, const std::string& spec_text) {
+  const std::string spec = util::trim(spec_text, kSpace);
   const std::vector<NamedSplit> splits = list_splits(root);
   std::map<std::string, fs::path> folder_of;
   std::vector<std::string> names;
@@ -197,7 +202,7 @@ Dataset resolve_split(const fs::path& root, const std::string& spec_text) {
   }
   for (const auto& part : parts) {
     if (!folder_of.count(part.split)) {
-      throw UsageError(fmt::format("unknown split '{}' in '{}': '{}' has the split(s) {}", part.split, util::trim(spec_text, kSpace),
+      throw UsageError(fmt::format("unknown split '{}' in '{}': '{}' has the split(s) {}", part.split, spec,
                                    root.string(), util::join(names)),
                        fmt::format("e.g. {}[:40%]", names.front()));
     }
@@ -222,7 +227,7 @@ Dataset resolve_split(const fs::path& root, const std::string& spec_text) {
 
   std::map<std::string, Dataset> scanned;
   Dataset result;
-  result.source = root.string() + " " + util::trim(spec_text, kSpace);
+  result.source = root.string() + " " + spec;
   for (const auto& part : parts) {
     auto found = scanned.find(part.split);
     if (found == scanned.end()) {
@@ -245,7 +250,7 @@ Dataset resolve_split(const fs::path& root, const std::string& spec_text) {
     std::sort(selected.begin(), selected.end());
     for (size_t i : selected) result.samples.push_back(whole.samples[i]);
   }
-  log::infof("Using {} files for '{}'.", result.samples.size(), util::trim(spec_text, kSpace));
+  log::infof("Using {} files for '{}'.", result.samples.size(), spec);
   return result;
 }
 
