@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds tabby against the CUDA LibTorch of PyPI's torch==2.11.0 (CUDA 13.0,
-# what the GPU machine's PyTorch is) into build-cuda/, on a Debian 12 machine
+# what the GPU machine's PyTorch is) into build-cuda/, on a Debian 12 (or 13) machine
 # that has a CUDA 13 toolkit; a GPU is not needed to build or to run the tests.
 #
 #   scripts/build-cuda.sh            # Debian packages, fetch, configure, build
@@ -57,29 +57,9 @@ total_start=$(date +%s)
 
 # ---------------------------------------------------------------- CUDA toolkit
 # Found before anything is installed or fetched, so a machine without one stops at once.
-cuda="${CUDAToolkit_ROOT:-${CUDA_HOME:-${CUDA_PATH:-}}}"
-if [[ -z "$cuda" ]]; then
-  cuda=/usr/local/cuda
-  # nvcc on PATH may be a wrapper script elsewhere; its folder is a guess only when /usr/local/cuda is missing.
-  if [[ ! -d "$cuda" ]] && nvcc_path="$(command -v nvcc 2>/dev/null)"; then
-    cuda="$(dirname "$(dirname "$(readlink -f "$nvcc_path")")")"
-  fi
-fi
-if [[ ! -x "$cuda/bin/nvcc" ]]; then
-  die "no CUDA toolkit: $cuda/bin/nvcc does not exist" \
-      "install the CUDA 13 toolkit (NVIDIA's cuda-toolkit-13-0 package, with cuDNN 9 and NCCL), or point CUDA_HOME at it"
-fi
-cuda="$(readlink -f "$cuda")"
-cuda_version="$("$cuda/bin/nvcc" --version | sed -n 's/.*release \([0-9][0-9.]*\),.*/\1/p')"
-if [[ "${cuda_version%%.*}" != 13 ]]; then
-  die "the CUDA toolkit in $cuda is ${cuda_version:-of unknown version}; torch 2.11.0 from PyPI is built for CUDA 13" \
-      "install the CUDA 13 toolkit, or point CUDA_HOME at one"
-fi
-cuda_lib=""
-for d in "$cuda/lib64" "$cuda/lib" "$cuda/targets/x86_64-linux/lib"; do
-  if [[ -e "$d/libcudart.so.13" ]]; then cuda_lib="$(readlink -f "$d")"; break; fi
-done
-[[ -n "$cuda_lib" ]] || die "$cuda has no libcudart.so.13" "is $cuda a complete CUDA 13 toolkit?"
+# shellcheck source=lib/host.sh
+. "$root/scripts/lib/host.sh"
+find_cuda_toolkit || die "$cuda_missing" "$cuda_hint"
 echo "build-cuda: CUDA $cuda_version in $cuda (libraries: $cuda_lib)"
 
 build_dir="${TABBY_CUDA_BUILD_DIR:-build-cuda}"

@@ -4,30 +4,29 @@
 # Idempotent: safe to run again; skips apt entirely when everything is present.
 set -euo pipefail
 
+# shellcheck source=lib/host.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/host.sh"
 # Only the clang that carries libFuzzer differs between the releases; every
 # other package has the same name on both.
-os_release=/etc/os-release
-[[ -r "$os_release" ]] || os_release=/usr/lib/os-release
-IFS='|' read -r os_id os_codename os_version os_name < <(
-  # shellcheck source=/dev/null
-  . "$os_release" 2>/dev/null
-  echo "${ID:-}|${VERSION_CODENAME:-}|${VERSION_ID:-}|${PRETTY_NAME:-}"
-) || true
-case "${os_id:-}:${os_codename:-${os_version:-}}" in
-  debian:bookworm | debian:12) LLVM=14 ;;
-  debian:trixie | debian:13) LLVM=19 ;;
+case "$(host_release)" in
+  debian12) LLVM=14 ;;
+  debian13) LLVM=19 ;;
   *)
-    echo "install-deps: error: unsupported system '${os_name:-unknown}'" \
-      "(ID=${os_id:-?} VERSION_CODENAME=${os_codename:-?} VERSION_ID=${os_version:-?} in $os_release)" >&2
+    echo "install-deps: error: unsupported system $(host_release_name)" >&2
     echo "  hint: the package list is kept for Debian 12 (bookworm) and Debian 13 (trixie);" \
       "elsewhere install the equivalents of scripts/install-deps.sh's packages by hand" >&2
     exit 1
     ;;
 esac
 
+# What a minimal Debian root (debootstrap minbase: the tools below are not in it) needs
+# to build, package and test: each script's tools are named here, not assumed.
 PACKAGES=(
   # build
   build-essential cmake ninja-build pkg-config
+  # the tools the scripts and tests call: cpack's .deb (dpkg-shlibdeps needs file and
+  # dpkg-dev), downloads over TLS (pip, the CUDA build's fetch), pgrep in the launcher tests
+  file dpkg-dev ca-certificates curl procps
   # engine: LibTorch (CPU) and a fast BLAS for its dense layers; gloo's headers for its
   # data-parallel training (c10d's ProcessGroupGloo includes them)
   libtorch-dev libopenblas0-pthread libgloo-dev

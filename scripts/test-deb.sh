@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Debian package as a user gets it: builds tabby_<version>_amd64.deb from a
 # build folder (cpack; its Depends line from dpkg-shlibdeps), then, in a fresh
-# minimal Debian 12 root (debootstrap minbase, nothing else installed), runs
+# minimal root of this machine's release (Debian 12 or 13, debootstrap minbase,
+# nothing else installed), runs
 # `apt-get install ./tabby_*.deb` and uses the installed tabby: --version, a
 # short training on generated images, predict, evaluate, export. Needs root
 # (debootstrap, mount, chroot); exit status non-zero on any failure.
@@ -18,9 +19,16 @@ SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="$(realpath -m "${1:-$SRC/build}")"
 CACHE="${TABBY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tabby}"
 MIRROR="${TABBY_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-SUITE=bookworm
-BASE="$CACHE/debian12-minbase.tar"
-APT_CACHE="$CACHE/debian12-apt"
+# shellcheck source=lib/host.sh
+. "$SRC/scripts/lib/host.sh"
+RELEASE="$(host_release)"
+case "$RELEASE" in
+  debian12) SUITE=bookworm ;;
+  debian13) SUITE=trixie ;;
+  *) echo "test-deb: error: the package is built and tested on Debian 12 or 13; this is $(host_release_name)" >&2; exit 1 ;;
+esac
+BASE="$CACHE/$RELEASE-minbase.tar"
+APT_CACHE="$CACHE/$RELEASE-apt"
 ROOT="$CACHE/deb-test-root"
 MARK=.tabby-deb-test-root
 
@@ -68,7 +76,7 @@ if [[ ! -s "$BASE" ]]; then
   say "making the minimal $SUITE root once ($BASE)"
   rm -rf "$BASE.dir"
   debootstrap --variant=minbase --components=main --cache-dir="$APT_CACHE" "$SUITE" "$BASE.dir" "$MIRROR" \
-    >"$CACHE/debian12-debootstrap.log" 2>&1 || { tail -30 "$CACHE/debian12-debootstrap.log" >&2; fail "debootstrap failed"; }
+    >"$CACHE/$RELEASE-debootstrap.log" 2>&1 || { tail -30 "$CACHE/$RELEASE-debootstrap.log" >&2; fail "debootstrap failed"; }
   tar -C "$BASE.dir" -cf "$BASE.tmp" . && mv "$BASE.tmp" "$BASE" && rm -rf "$BASE.dir"
 fi
 [[ ! -e "$ROOT" ]] || { [[ -e "$ROOT/$MARK" ]] && rm -rf --one-file-system "$ROOT"; } || fail "$ROOT exists and is not this script's"

@@ -77,28 +77,15 @@ end() {
   say "stage $CURRENT: ${secs}s${1:+ ($1)}"
   CURRENT=""
 }
-MOUNTS=()
-mounts_under() {  # mount points at or below $1, deepest first
-  awk -v p="$1" '{ m = $5; gsub(/\\040/, " ", m); if (m == p || index(m, p "/") == 1) print m }' \
-    /proc/self/mountinfo | sort -r
-}
-unmount_all_under() {
-  local m
-  while read -r m; do
-    [[ -n "$m" ]] || continue
-    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || echo "debian13: warning: could not unmount $m" >&2
-  done < <(mounts_under "$1")
-}
+# shellcheck source=lib/chroot.sh
+. "$SRC/scripts/lib/chroot.sh"
 # shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
-  local rc=$? i
+  local rc=$?
   if [[ $rc -ne 0 && -n "${CURRENT:-}" ]]; then
     echo "debian13: FAILED in stage $CURRENT after $(( $(date +%s) - stage_start ))s" >&2
   fi
-  for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
-    umount -R "${MOUNTS[i]}" 2>/dev/null || umount -R -l "${MOUNTS[i]}" 2>/dev/null ||
-      echo "debian13: warning: could not unmount ${MOUNTS[i]}" >&2
-  done
+  unmount_remembered
   # Whatever is left (a debootstrap that was interrupted mounts its own /proc).
   unmount_all_under "$ROOT"
   unmount_all_under "$ROOT.new"
@@ -107,14 +94,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-mount_into() {  # mount_into TARGET-IN-ROOT mount-arguments...
-  local target="$ROOT$1"
-  shift
-  mkdir -p "$target"
-  mount "$@" "$target"
-  MOUNTS+=("$target")
-}
-
 # A run killed outright (no trap) leaves its mounts; remove them before anything else.
 unmount_all_under "$ROOT"
 unmount_all_under "$ROOT.new"
@@ -205,15 +184,15 @@ if [[ ! -s "$ROOT/etc/hosts" ]]; then
   printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$ROOT/etc/hosts"
 fi
 
-mount_into /proc -t proc proc
-mount_into /sys -t sysfs -o ro sysfs
-mount_into /dev --rbind /dev
+mount_into "$ROOT" /proc -t proc proc
+mount_into "$ROOT" /sys -t sysfs -o ro sysfs
+mount_into "$ROOT" /dev --rbind /dev
 mount --make-rslave "$ROOT/dev"
-mount_into /var/cache/apt/archives --bind "$APT_CACHE"
-mount_into /src/tabby --bind -o ro "$SRC"
+mount_into "$ROOT" /var/cache/apt/archives --bind "$APT_CACHE"
+mount_into "$ROOT" /src/tabby --bind -o ro "$SRC"
 shared_note="absent: tests that need it skip"
 if [[ -d "$SHARED" ]]; then
-  mount_into /src/shared --bind -o ro "$(realpath "$SHARED")"
+  mount_into "$ROOT" /src/shared --bind -o ro "$(realpath "$SHARED")"
   shared_note="$(realpath "$SHARED") at /src/shared"
 else
   rmdir "$ROOT/src/shared" 2>/dev/null || true
