@@ -40,12 +40,12 @@ if [[ -n "${TABBY_TEST_BUILDS:-}" ]]; then
   read -r -a builds <<<"$TABBY_TEST_BUILDS"
 else
   builds=("$native")
-  if find_cuda_toolkit; then
-    builds+=(cuda)
-  else
-    echo "tests: leaving the CUDA build out ($cuda_missing); TABBY_TEST_BUILDS=\"$native cuda\" asks for it"
-  fi
+  if find_cuda_toolkit; then builds+=(cuda); fi
   if [[ "$native" == debian12 ]]; then builds+=(debian13); fi
+  if [[ -n "$cuda_missing" ]]; then
+    echo "tests: leaving the CUDA build out ($cuda_missing);" \
+      "TABBY_TEST_BUILDS=\"$native cuda${builds[1]:+ ${builds[1]}}\" asks for it"
+  fi
 fi
 [[ ${#builds[@]} -gt 0 ]] || { echo "error: TABBY_TEST_BUILDS names no build" >&2
   echo "hint: choose from: debian12 cuda debian13" >&2; exit 2; }
