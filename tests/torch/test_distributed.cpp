@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "support/test_support.h"
+#include "tabby/pipeline/rows_file.h"
 #include "support/training_data.h"
 #include "tabby/launch/local_launcher.h"
 #include "tabby/pipeline/batch_loader.h"
@@ -329,6 +330,40 @@ TEST(DistributedTrain, TwoRanksEndIdenticalAndMatchOneProcessWithTheGlobalBatch)
   EXPECT_EQ(r.exit_code, 0) << describe(r);
   r = run_tabby({"report", two.string()});
   EXPECT_EQ(r.exit_code, 0) << describe(r);
+}
+
+TEST(DistributedTrain, TwoRanksOfAMachineWriteAndMapOneDiskCache) {
+  REQUIRE_DISTRIBUTED();
+  const fs::path dir = scratch_dir("dist_disk_cache");
+  const Data d = make_data(dir);
+  testing::write_bytes(d.train / "left" / "broken.png", "not a png");
+  const fs::path cache = dir / "cache";
+  CommandResult r = run_tabby(with(train_args(d, dir / "memory", 2, 4),
+                                   {"--nproc-per-node", "2", "--cache", "memory", "--cache-dir", cache.string()}));
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_FALSE(fs::exists(cache));
+  r = run_tabby(with(train_args(d, dir / "disk", 2, 4),
+                     {"--nproc-per-node", "2", "--cache", "disk", "--cache-dir", cache.string(), "--save-rank-weights",
+                      (dir / "ranks").string()}));
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_NE(r.err.find("wrote the disk cache " + cache.string()), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("broken.png"), std::string::npos) << r.err;
+  // One file for the training images and one for validation, written by both
+  // ranks (each its share of the files) and mapped by both.
+  const auto files = list_rows_files(cache);
+  ASSERT_EQ(files.size(), 2u);
+  for (const auto& f : files) {
+    EXPECT_TRUE(f.finished) << f.path;
+    EXPECT_TRUE(f.rows == 48 || f.rows == 18) << f.rows;
+  }
+  expect_same_tensors(dir / "ranks" / "rank0.safetensors", dir / "ranks" / "rank1.safetensors");
+  expect_same_tensors(dir / "memory" / "weights.safetensors", dir / "disk" / "weights.safetensors");
+  // The next run on the same files maps it without decoding.
+  r = run_tabby(with(train_args(d, dir / "again", 2, 4),
+                     {"--nproc-per-node", "2", "--cache", "disk", "--cache-dir", cache.string()}));
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_NE(r.err.find("reusing the disk cache"), std::string::npos) << r.err;
+  expect_same_tensors(dir / "memory" / "weights.safetensors", dir / "again" / "weights.safetensors");
 }
 
 TEST(DistributedTrain, AFrozenBackbonesFeaturesAreComputedPerShardAndGathered) {

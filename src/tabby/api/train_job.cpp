@@ -106,8 +106,12 @@ DecodedSplits decode_splits(const Prepared& p) {
   if (p.data.test && p.writes_run()) splits.test = decode_split(*p.data.test, p, "test images");
   const DecodedData d = splits.summary();
   const int64_t decoded = d.train_images + d.validation_images + d.test_images;
-  log::infof("decoded and resized {} images to {}x{} in {} ({:.0f} images/s)", decoded, p.settings.width,
-             p.settings.height, format_duration(d.decode_seconds), decoded / std::max(d.decode_seconds, 1e-9));
+  const bool on_disk = splits.train.storage == CacheMode::disk;
+  if (d.decode_seconds > 0) {
+    log::infof("decoded and resized {} images to {}x{} in {} ({:.0f} images/s), {}", decoded, p.settings.width,
+               p.settings.height, format_duration(d.decode_seconds), decoded / d.decode_seconds,
+               on_disk ? "kept in the disk cache (--cache)" : "kept in memory (--cache)");
+  }
   if (!splits.validation) log::info("no validation data: val_* metrics are not computed (use --val or --validation-split)");
   return splits;
 }

@@ -16,6 +16,7 @@ Command add_demo(CLI::App& root) {
   app->add_option("--device", o->device, "auto, cpu, cuda or cuda:N");
   app->add_option("--threads", o->threads, "CPU threads (default: all cores)");
   app->add_flag("--quick", o->quick, "A smaller, faster run (for smoke tests)");
+  add_data_cache_flags(app);
   Action run = [o, out]() -> int {
     o->out = *out;
     return run_demo(*o);

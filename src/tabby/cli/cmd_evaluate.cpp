@@ -24,6 +24,7 @@ Command add_evaluate(CLI::App& root) {
   app->add_option("--device", job->device, "auto, cpu, cuda or cuda:N");
   app->add_option("--threads", job->threads, "CPU threads (default: all cores)");
   app->add_flag("--json", *json, "Print the results as JSON");
+  add_data_cache_flags(app);
   app->add_option("--report", *report_file,
                   "Also write an HTML report of this evaluation (metrics, confusion matrix, prediction grid)");
   app->add_option("--charts", *charts_dir, "Also save the evaluation's charts (confusion, predictions) as PNG here");

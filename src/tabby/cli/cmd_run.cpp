@@ -23,6 +23,7 @@ Command add_run(CLI::App& root) {
   app->add_option("--device", job->device, "auto, cpu, cuda or cuda:N (default auto)");
   app->add_option("--threads", job->threads, "CPU threads (default: all cores)");
   app->add_flag("--json", *json, "Print the comparison as JSON");
+  add_data_cache_flags(app);
   app->add_option("--stop-after", job->stop_after_epochs, "Testing aid: each model stops as if killed after N epochs")
       ->group("");
   app->footer(

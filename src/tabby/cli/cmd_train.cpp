@@ -238,6 +238,7 @@ Command add_train(CLI::App& root) {
       ->group(g);
   app->add_flag("--crop-to-aspect", f->job.crop_to_aspect, "Centre-crop to the target aspect ratio before resizing")
       ->group(g);
+  add_data_cache_flags(app, g);
 
   g = "Model";
   app->add_option("--model", f->job.model,

@@ -28,6 +28,11 @@ Command add_report(CLI::App& root);
 Command add_run(CLI::App& root);
 Command add_serve(CLI::App& root);
 Command add_export(CLI::App& root);
+Command add_cache(CLI::App& root);
+
+// --cache auto|memory|disk and --cache-dir DIR (in `group`), for the commands that
+// decode datasets; given, they set the process's default_data_cache_policy().
+void add_data_cache_flags(CLI::App* app, const std::string& group = "");
 
 // "150" -> {150,150}; "150x120" -> {150,120} (height x width).
 std::pair<int64_t, int64_t> parse_image_size(const std::string& text);

@@ -2,6 +2,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
 #include <numeric>
 
 #include "tabby/util/error.h"
@@ -27,7 +31,45 @@ RowRange shard_rows(int64_t n, int rank, int world) {
   return {n * rank / world, n * (rank + 1) / world};
 }
 
+namespace {
+
+// The ranks as the disk cache needs them: which share this machine's hosts.
+CacheTeam cache_team(Collective& group) {
+  char name[256] = {0};
+  if (::gethostname(name, sizeof(name) - 1) != 0) std::strcpy(name, "host");
+  const std::vector<std::string> hosts = group.allgather_bytes(name);
+  CacheTeam team;
+  team.rank = group.rank();
+  for (size_t r = 0; r < hosts.size(); ++r) {
+    int leader = static_cast<int>(r);
+    for (size_t q = 0; q < r; ++q) {
+      if (hosts[q] == hosts[r]) {
+        leader = static_cast<int>(q);
+        break;
+      }
+    }
+    team.machine_leader.push_back(leader);
+    if (hosts[r] == hosts[static_cast<size_t>(group.rank())]) {
+      if (static_cast<int>(r) < group.rank()) ++team.local_index;
+    }
+  }
+  team.local_count = static_cast<int>(std::count(hosts.begin(), hosts.end(), hosts[static_cast<size_t>(group.rank())]));
+  team.allgather = [&group](const std::string& bytes) { return group.allgather_bytes(bytes); };
+  team.barrier = [&group] { group.barrier(); };
+  return team;
+}
+
+}  // namespace
+
 ImageCache build_image_cache_sharded(const Dataset& dataset, const ImageCacheOptions& options, Collective& group) {
+  // In memory every rank would hold a copy: a set that would not fit that way
+  // goes to the disk cache, one file per machine that its ranks map.
+  const CacheTeam team = cache_team(group);
+  const CacheMode own = resolved_cache_mode(dataset, options, team.local_count);
+  const auto modes = group.allgather_bytes(enum_name(own));
+  if (std::find(modes.begin(), modes.end(), std::string(enum_name(CacheMode::disk))) != modes.end()) {
+    return build_image_cache(dataset, options, &team);
+  }
   const RowRange mine = shard_rows(static_cast<int64_t>(dataset.size()), group.rank(), group.world_size());
   std::vector<size_t> rows(static_cast<size_t>(mine.size()));
   std::iota(rows.begin(), rows.end(), static_cast<size_t>(mine.begin));

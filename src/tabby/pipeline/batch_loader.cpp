@@ -10,6 +10,7 @@ namespace tabby {
 
 namespace {
 constexpr uint64_t kEpochOrderPurpose = 0x45504f43;  // "EPOC"
+constexpr size_t kPinWholeSourceBytes = size_t{1} << 30;
 }
 
 BatchLoader::BatchLoader(torch::Tensor source, torch::Tensor labels, LoaderOptions options)
@@ -24,8 +25,10 @@ BatchLoader::BatchLoader(torch::Tensor source, torch::Tensor labels, LoaderOptio
   labels_ = labels_.to(torch::kLong).contiguous();
   if (source_.device() != options_.device) {
     labels_ = labels_.to(torch::kCPU);
-    // Host memory the GPU can copy from asynchronously.
-    if (options_.device.is_cuda()) {
+    // Host memory the GPU can copy from asynchronously. Not a large source (a
+    // memory-mapped disk cache): pinning would copy all of it into RAM; its
+    // batches are pinned one by one instead.
+    if (options_.device.is_cuda() && source_.nbytes() <= kPinWholeSourceBytes) {
       source_ = source_.pin_memory();
       labels_ = labels_.pin_memory();
     }

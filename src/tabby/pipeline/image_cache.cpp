@@ -1,7 +1,6 @@
 #include "tabby/pipeline/image_cache.h"
 
-#include <unistd.h>
-
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -9,9 +8,11 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "tabby/image/decode.h"
 #include "tabby/image/resize.h"
+#include "tabby/pipeline/rows_file.h"
 #include "tabby/util/error.h"
 #include "tabby/util/log.h"
 #include "tabby/util/progress.h"
@@ -28,56 +29,37 @@ std::vector<int64_t> ImageCache::class_counts() const {
 
 namespace {
 
-uint64_t physical_memory_bytes() {
-  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
-  return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 0;
-}
+int64_t row_bytes_of(const ImageCacheOptions& o) { return o.height * o.width * 3; }
 
-}  // namespace
+// Which of the files [begin, end) decoded, and why the others did not.
+struct DecodedRange {
+  std::vector<char> ok;
+  std::vector<std::string> reasons;
+  double seconds = 0;
+};
 
-ImageCache build_image_cache(const Dataset& dataset, const ImageCacheOptions& options) {
-  if (options.height <= 0 || options.width <= 0) throw Error("image cache: the image size must be positive");
-  const int64_t n = static_cast<int64_t>(dataset.samples.size());
-  if (n == 0 && options.allow_empty) {
-    ImageCache empty;
-    empty.class_names = dataset.class_names;
-    empty.images = torch::empty({0, options.height, options.width, 3}, torch::kUInt8);
-    empty.labels = torch::empty({0}, torch::kLong);
-    return empty;
-  }
-  if (n == 0) throw Error("no images in " + dataset.source);
-  const int64_t row_bytes = options.height * options.width * 3;
-  const uint64_t need = static_cast<uint64_t>(n) * static_cast<uint64_t>(row_bytes);
-  const uint64_t have = physical_memory_bytes();
-  if (have > 0 && need > have / 2) {
-    throw Error(fmt::format("caching {} images at {}x{} needs {:.1f} GB, more than half of this machine's {:.1f} GB",
-                            n, options.width, options.height, need / 1e9, have / 1e9),
-                "use a smaller --image-size or a subset of the data");
-  }
-
-  ImageCache cache;
-  cache.class_names = dataset.class_names;
-  torch::Tensor images = torch::empty({n, options.height, options.width, 3}, torch::kUInt8);
-  uint8_t* base = images.data_ptr<uint8_t>();
-  std::vector<char> ok(static_cast<size_t>(n), 0);
-  std::vector<std::string> reasons(static_cast<size_t>(n));
-
+// Decodes files [begin, end) of `dataset` on a pool of threads, file i into row(i).
+DecodedRange decode_rows(const Dataset& dataset, int64_t begin, int64_t end,
+                         const std::function<uint8_t*(int64_t)>& row, const ImageCacheOptions& options) {
+  const int64_t n = end - begin;
+  DecodedRange r;
+  r.ok.assign(static_cast<size_t>(n), 0);
+  r.reasons.resize(static_cast<size_t>(n));
+  if (n <= 0) return r;
   const int threads = std::max(1, std::min<int>(options.threads > 0 ? options.threads : default_thread_count(),
                                                 static_cast<int>(n)));
   std::atomic<int64_t> next{0}, done{0};
   auto start = std::chrono::steady_clock::now();
   auto worker = [&] {
     for (;;) {
-      const int64_t i = next.fetch_add(1);
-      if (i >= n) break;
+      const int64_t k = next.fetch_add(1);
+      if (k >= n) break;
       try {
-        load_image_resized(dataset.samples[i].path, static_cast<int>(options.width), static_cast<int>(options.height),
-                           options.crop_to_aspect, base + i * row_bytes);
-        ok[i] = 1;
-      } catch (const Error& e) {
-        reasons[i] = e.what();
+        load_image_resized(dataset.samples[begin + k].path, static_cast<int>(options.width),
+                           static_cast<int>(options.height), options.crop_to_aspect, row(begin + k));
+        r.ok[k] = 1;
       } catch (const std::exception& e) {
-        reasons[i] = e.what();
+        r.reasons[k] = e.what();
       }
       done.fetch_add(1);
     }
@@ -95,35 +77,238 @@ ImageCache build_image_cache(const Dataset& dataset, const ImageCacheOptions& op
     if (progress) progress->update(done.load());
   }
   for (auto& t : pool) t.join();
-  if (progress) progress->update(n);
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (progress) {
+    progress->update(n);
+    progress->finish(fmt::format("{:.0f} images/s", n / std::max(r.seconds, 1e-9)));
+  }
+  return r;
+}
+
+ImageCache empty_cache(const Dataset& dataset, const ImageCacheOptions& options) {
+  ImageCache empty;
+  empty.class_names = dataset.class_names;
+  empty.images = torch::empty({0, options.height, options.width, 3}, torch::kUInt8);
+  empty.labels = torch::empty({0}, torch::kLong);
+  return empty;
+}
+
+// Labels and paths of the rows: every file but the skipped ones, in dataset order.
+void fill_rows_metadata(ImageCache& cache, const Dataset& dataset, const std::vector<int64_t>& skipped,
+                        const std::vector<std::string>& reasons) {
+  std::vector<int64_t> labels;
+  labels.reserve(dataset.size() - skipped.size());
+  size_t s = 0;
+  for (int64_t i = 0; i < static_cast<int64_t>(dataset.size()); ++i) {
+    if (s < skipped.size() && skipped[s] == i) {
+      cache.skipped.push_back({dataset.samples[i].path, reasons[s]});
+      ++s;
+      continue;
+    }
+    labels.push_back(dataset.samples[i].label);
+    cache.paths.push_back(dataset.samples[i].path);
+  }
+  cache.labels = torch::tensor(labels, torch::kLong);
+}
+
+void nothing_decoded(const ImageCache& cache, const Dataset& dataset) {
+  throw Error("none of the " + std::to_string(dataset.size()) + " files in " + dataset.source + " could be decoded (" +
+                  describe_skipped(cache.skipped, 2) + ")",
+              "check that the folder holds JPEG, PNG, BMP or GIF images");
+}
+
+ImageCache build_in_memory(const Dataset& dataset, const ImageCacheOptions& options) {
+  const int64_t n = static_cast<int64_t>(dataset.size());
+  const int64_t row_bytes = row_bytes_of(options);
+  const uint64_t need = static_cast<uint64_t>(n) * static_cast<uint64_t>(row_bytes);
+  const uint64_t have = physical_memory_bytes();
+  if (have > 0 && need > have / 2) {
+    throw Error(fmt::format("caching {} images at {}x{} needs {:.1f} GB, more than half of this machine's {:.1f} GB",
+                            n, options.width, options.height, need / 1e9, have / 1e9),
+                "use --cache disk (or auto) to keep them in a memory-mapped file on disk, a smaller --image-size, "
+                "or a subset of the data");
+  }
+  torch::Tensor images = torch::empty({n, options.height, options.width, 3}, torch::kUInt8);
+  uint8_t* base = images.data_ptr<uint8_t>();
+  DecodedRange d = decode_rows(dataset, 0, n, [&](int64_t i) { return base + i * row_bytes; }, options);
 
   // Compact the decoded rows to the front, in dataset order.
-  std::vector<int64_t> labels;
+  std::vector<int64_t> skipped;
+  std::vector<std::string> reasons;
   int64_t kept = 0;
   for (int64_t i = 0; i < n; ++i) {
-    if (!ok[i]) {
-      cache.skipped.push_back({dataset.samples[i].path, reasons[i]});
+    if (!d.ok[i]) {
+      skipped.push_back(i);
+      reasons.push_back(d.reasons[i]);
       continue;
     }
     if (kept != i) std::memmove(base + kept * row_bytes, base + i * row_bytes, static_cast<size_t>(row_bytes));
-    labels.push_back(dataset.samples[i].label);
-    cache.paths.push_back(dataset.samples[i].path);
     ++kept;
   }
-  cache.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (progress) progress->finish(fmt::format("{:.0f} images/s", n / std::max(cache.seconds, 1e-9)));
-  if (kept == 0 && options.allow_empty) {
-    cache.images = torch::empty({0, options.height, options.width, 3}, torch::kUInt8);
-    cache.labels = torch::empty({0}, torch::kLong);
-    return cache;
-  }
-  if (kept == 0) {
-    throw Error("none of the " + std::to_string(n) + " files in " + dataset.source + " could be decoded (" +
-                    describe_skipped(cache.skipped, 2) + ")",
-                "check that the folder holds JPEG, PNG, BMP or GIF images");
-  }
+  ImageCache cache;
+  cache.class_names = dataset.class_names;
+  cache.seconds = d.seconds;
+  fill_rows_metadata(cache, dataset, skipped, reasons);
+  if (kept == 0 && options.allow_empty) return empty_cache(dataset, options);
+  if (kept == 0) nothing_decoded(cache, dataset);
   cache.images = kept == n ? images : images.narrow(0, 0, kept).clone();
-  cache.labels = torch::tensor(labels, torch::kLong);
+  return cache;
+}
+
+// One rank's (or the only process's) failures as JSON: [[index, reason], ...].
+std::string failures_json(const DecodedRange& d, int64_t begin) {
+  nlohmann::json j = nlohmann::json::array();
+  for (size_t k = 0; k < d.ok.size(); ++k) {
+    if (!d.ok[k]) j.push_back({begin + static_cast<int64_t>(k), d.reasons[k]});
+  }
+  return j.dump();
+}
+
+void add_failures(const std::string& json, std::vector<std::pair<int64_t, std::string>>& into) {
+  for (const auto& f : nlohmann::json::parse(json)) into.emplace_back(f.at(0).get<int64_t>(), f.at(1).get<std::string>());
+}
+
+// Decodes the dataset into the file `writer` holds: this process's share of the
+// files, then (leader) the file finished. Returns how long decoding took.
+double write_rows(const Dataset& dataset, const ImageCacheOptions& options, const std::string& key, RowsWriter& writer,
+                  const CacheTeam* team, bool building, bool leader) {
+  const int64_t n = static_cast<int64_t>(dataset.size());
+  DecodedRange d;
+  int64_t begin = 0, end = 0;
+  if (building) {
+    const int64_t index = team ? team->local_index : 0, count = team ? team->local_count : 1;
+    begin = n * index / count;
+    end = n * (index + 1) / count;
+    d = decode_rows(dataset, begin, end, [&](int64_t i) { return writer.row(i); }, options);
+  }
+  std::vector<std::pair<int64_t, std::string>> failures;
+  if (team) {
+    const std::vector<std::string> all = team->allgather(building ? failures_json(d, begin) : "[]");
+    for (size_t r = 0; r < all.size(); ++r) {
+      if (team->machine_leader[r] == team->machine_leader[team->rank]) add_failures(all[r], failures);
+    }
+  } else {
+    add_failures(failures_json(d, begin), failures);
+  }
+  if (building && leader) {
+    std::sort(failures.begin(), failures.end());
+    std::vector<int64_t> skipped;
+    std::vector<std::string> reasons;
+    for (auto& [i, why] : failures) {
+      skipped.push_back(i);
+      reasons.push_back(std::move(why));
+    }
+    if (static_cast<int64_t>(skipped.size()) == n) {
+      writer.abandon();  // nothing to keep; the caller reports it
+    } else {
+      writer.finish(key, skipped, reasons, dataset.source, options.crop_to_aspect);
+    }
+  }
+  return d.seconds;
+}
+
+ImageCache cache_from_rows(const Dataset& dataset, MappedRows&& rows, double seconds, bool reused) {
+  ImageCache cache;
+  cache.class_names = dataset.class_names;
+  cache.images = std::move(rows.images);
+  fill_rows_metadata(cache, dataset, rows.skipped, rows.reasons);
+  cache.seconds = seconds;
+  cache.storage = CacheMode::disk;
+  cache.cache_file = rows.path;
+  cache.reused = reused;
+  log::infof("{} disk cache {} ({:.2f} GB, {} images at {}x{}){}", reused ? "reusing the" : "wrote the",
+             rows.path.string(), rows.file_bytes / 1e9, cache.size(), cache.images.size(2), cache.images.size(1),
+             reused ? ": nothing to decode" : "");
+  return cache;
+}
+
+ImageCache build_on_disk(const Dataset& dataset, const ImageCacheOptions& options, const DataCachePolicy& policy,
+                         const CacheTeam* team) {
+  const int64_t n = static_cast<int64_t>(dataset.size());
+  const std::filesystem::path dir = policy.folder();
+  const std::string key = pixels_key(dataset, options.height, options.width, options.crop_to_aspect);
+  std::string problem;
+  auto found = open_rows(dir, key, n, options.height, options.width, &problem);
+  const bool leader = !team || team->machine_leader[team->rank] == team->rank;
+  bool building = !found.has_value();
+  if (team) {
+    // The machine's leader speaks for it: its ranks see the same folder.
+    const auto have = team->allgather(found ? "1" : "0");
+    building = have[team->machine_leader[team->rank]] == "0";
+    const bool anyone_builds = std::any_of(have.begin(), have.end(), [](const std::string& h) { return h == "0"; });
+    if (!anyone_builds) return cache_from_rows(dataset, std::move(*found), 0, true);
+  } else if (found) {
+    return cache_from_rows(dataset, std::move(*found), 0, true);
+  }
+  found.reset();
+  if (!problem.empty() && leader) log::warnf("the disk cache {}.rows in {} is not usable ({}); writing it again", key, dir.string(), problem);
+
+  std::optional<RowsBuildLock> lock;
+  std::optional<RowsWriter> writer;
+  std::string partial;
+  if (building && leader) {
+    lock.emplace(dir, key);
+    remove_abandoned_partials(dir);
+    if (!team) {
+      // Another run may have written it while this one waited for the lock.
+      if (auto now = open_rows(dir, key, n, options.height, options.width)) {
+        return cache_from_rows(dataset, std::move(*now), 0, true);
+      }
+    }
+    writer.emplace(RowsWriter::create(dir, key, n, options.height, options.width));
+    partial = writer->partial_path().string();
+    log::infof("writing the disk cache of {} ({} files at {}x{}, up to {:.2f} GB) to {}", options.what, n,
+               options.width, options.height, static_cast<double>(n) * row_bytes_of(options) / 1e9, dir.string());
+  }
+  if (team) {
+    const auto names = team->allgather(partial);
+    if (building && !leader) {
+      writer.emplace(RowsWriter::attach(names[team->machine_leader[team->rank]], n, options.height, options.width));
+    }
+  }
+  double seconds = 0;
+  try {
+    seconds = write_rows(dataset, options, key, *writer, team, building, leader);
+  } catch (...) {
+    if (writer && leader) writer->abandon();
+    throw;
+  }
+  writer.reset();
+  lock.reset();
+  if (team) team->barrier();
+  auto rows = open_rows(dir, key, n, options.height, options.width, &problem);
+  if (!rows) {
+    // Every file failed (nothing was kept), or the file vanished under us.
+    if (!problem.empty()) throw Error("the disk cache " + key + " in " + dir.string() + " is not usable: " + problem);
+    ImageCache none;
+    none.class_names = dataset.class_names;
+    for (const Sample& s : dataset.samples) none.skipped.push_back({s.path, "could not be decoded"});
+    if (options.allow_empty) return empty_cache(dataset, options);
+    nothing_decoded(none, dataset);
+  }
+  return cache_from_rows(dataset, std::move(*rows), seconds, false);
+}
+
+}  // namespace
+
+CacheMode resolved_cache_mode(const Dataset& dataset, const ImageCacheOptions& options, int copies) {
+  const DataCachePolicy policy = options.cache.value_or(default_data_cache_policy());
+  const uint64_t need = static_cast<uint64_t>(dataset.size()) * static_cast<uint64_t>(row_bytes_of(options));
+  return choose_cache_mode(policy.mode, need, copies, physical_memory_bytes());
+}
+
+ImageCache build_image_cache(const Dataset& dataset, const ImageCacheOptions& options, const CacheTeam* team) {
+  if (options.height <= 0 || options.width <= 0) throw Error("image cache: the image size must be positive");
+  const int64_t n = static_cast<int64_t>(dataset.size());
+  if (n == 0 && options.allow_empty) return empty_cache(dataset, options);
+  if (n == 0) throw Error("no images in " + dataset.source);
+  const DataCachePolicy policy = options.cache.value_or(default_data_cache_policy());
+  ImageCache cache;
+  if (team || resolved_cache_mode(dataset, options) == CacheMode::disk) {
+    cache = build_on_disk(dataset, options, policy, team);
+  } else {
+    cache = build_in_memory(dataset, options);
+  }
   if (!cache.skipped.empty() && options.warn_skipped) log::warn(describe_skipped(cache.skipped));
   return cache;
 }
