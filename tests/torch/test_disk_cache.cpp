@@ -12,6 +12,7 @@
 #include "support/test_support.h"
 #include "support/training_data.h"
 #include "tabby/dataset/dataset.h"
+#include "tabby/pipeline/batch_loader.h"
 #include "tabby/pipeline/cache_policy.h"
 #include "tabby/pipeline/image_cache.h"
 #include "tabby/pipeline/rows_file.h"
@@ -105,6 +106,43 @@ TEST(DiskCache, HoldsWhatMemoryHoldsAndIsReusedWithoutDecoding) {
   EXPECT_GT(files[0].bytes, static_cast<uint64_t>(kRowsHeaderBytes + 10 * 10 * 12 * 3));
 }
 
+TEST(StreamedImages, GiveTheCachesRowsDecodedPerBatch) {
+  const fs::path dir = testing::scratch_dir("streamed_rows");
+  const Dataset d = tinted_dataset(dir / "data");
+  const ImageCache memory = build_image_cache(d, cache_options(CacheMode::memory, dir / "cache"));
+  const ImageCache streamed = build_image_cache(d, cache_options(CacheMode::none, dir / "cache"));
+  EXPECT_EQ(streamed.storage, CacheMode::none);
+  EXPECT_FALSE(streamed.images.defined()) << "nothing is kept";
+  EXPECT_FALSE(fs::exists(dir / "cache"));
+  ASSERT_EQ(streamed.size(), memory.size());
+  EXPECT_EQ(streamed.paths, memory.paths);
+  EXPECT_TRUE(torch::equal(streamed.labels, memory.labels));
+  ASSERT_EQ(streamed.skipped.size(), memory.skipped.size());
+  const auto order = torch::tensor(std::vector<int64_t>{9, 0, 4, 4, 7}, torch::kLong);
+  EXPECT_TRUE(torch::equal(streamed.rows().gather(order), memory.images.index_select(0, order)));
+  EXPECT_TRUE(torch::equal(streamed.rows().narrow(3, 5).gather(torch::tensor(std::vector<int64_t>{1, 0}, torch::kLong)),
+                           memory.images.narrow(0, 3, 5).index_select(0, torch::tensor(std::vector<int64_t>{1, 0}, torch::kLong))));
+  // Batches are the same from every source.
+  BatchLoader a(memory.rows(), memory.labels, LoaderOptions::training(4, 5, torch::kCPU));
+  BatchLoader b(streamed.rows(), streamed.labels, LoaderOptions::training(4, 5, torch::kCPU));
+  a.start_epoch(2);
+  b.start_epoch(2);
+  while (auto x = a.next()) {
+    auto y = b.next();
+    ASSERT_TRUE(y.has_value());
+    EXPECT_TRUE(torch::equal(x->inputs, y->inputs));
+    EXPECT_TRUE(torch::equal(x->labels, y->labels));
+  }
+  // A file that changes under a streamed run is named.
+  testing::write_bytes(streamed.paths[2], "gone bad");
+  try {
+    streamed.rows().gather(torch::tensor(std::vector<int64_t>{2}, torch::kLong));
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(streamed.paths[2].string()), std::string::npos) << e.what();
+  }
+}
+
 TEST(DiskCache, AChangedAddedOrRemovedFileMakesANewCache) {
   const fs::path dir = testing::scratch_dir("disk_cache_key");
   Dataset d = tinted_dataset(dir / "data");
@@ -195,6 +233,11 @@ TEST(DiskCache, AutoKeepsASetInMemoryUnlessItTakesAQuarterOfTheRam) {
   EXPECT_EQ(choose_cache_mode(CacheMode::automatic, 4 * gb, 2, 24 * gb), CacheMode::disk);
   EXPECT_EQ(choose_cache_mode(CacheMode::memory, 20 * gb, 1, 24 * gb), CacheMode::memory);
   EXPECT_EQ(choose_cache_mode(CacheMode::disk, 1, 1, 24 * gb), CacheMode::disk);
+  // Beyond the RAM, the disk decides: room for the cache (and a margin), or decode per batch.
+  EXPECT_EQ(choose_cache_mode(CacheMode::automatic, 100 * gb, 1, 24 * gb, 200 * gb), CacheMode::disk);
+  EXPECT_EQ(choose_cache_mode(CacheMode::automatic, 100 * gb, 1, 24 * gb, 100 * gb), CacheMode::none);
+  EXPECT_EQ(choose_cache_mode(CacheMode::automatic, gb, 1, 24 * gb, 0), CacheMode::memory);
+  EXPECT_EQ(parse_cache_mode("none"), CacheMode::none);
   EXPECT_EQ(parse_cache_mode("disk"), CacheMode::disk);
   EXPECT_EQ(parse_cache_mode("auto"), CacheMode::automatic);
   EXPECT_THROW(parse_cache_mode("ram"), UsageError);
@@ -233,9 +276,15 @@ TEST(DiskCache, TrainingEndsWithTheSameWeightsInEveryMode) {
   ASSERT_EQ(evaluated.exit_code, 0) << describe(evaluated);
   EXPECT_NE(evaluated.err.find("disk cache"), std::string::npos) << evaluated.err;
 
+  CommandResult streamed = run_tabby(tiny_train(dir / "data", dir / "none", "none", cache));
+  ASSERT_EQ(streamed.exit_code, 0) << describe(streamed);
+  EXPECT_NE(streamed.err.find("--cache none"), std::string::npos) << streamed.err;
+  EXPECT_NE(streamed.err.find("broken.jpg"), std::string::npos) << streamed.err;
+  testing::expect_same_tensors(dir / "memory" / "weights.safetensors", dir / "none" / "weights.safetensors");
+
   CommandResult bad = run_tabby(tiny_train(dir / "data", dir / "bad", "ram", cache));
   EXPECT_EQ(bad.exit_code, 2) << describe(bad);
-  EXPECT_NE(bad.err.find("--cache must be auto, memory or disk, not 'ram'"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("--cache must be auto, memory, disk or none, not 'ram'"), std::string::npos) << bad.err;
 }
 
 TEST(CacheCommand, ListsPrunesAndRemovesCaches) {

@@ -117,7 +117,7 @@ EvaluateOutcome run_evaluate_job(const EvaluateJob& job) {
   ImageCache cache =
       build_image_cache(data, ImageCacheOptions::model_input(s.height, s.width, s.crop_to_aspect, "evaluation images"));
   const int64_t batch = job.batch_size > 0 ? job.batch_size : s.train.batch_size;
-  BatchLoader loader(cache.images, cache.labels, LoaderOptions::in_order(batch, device));
+  BatchLoader loader(cache.rows(), cache.labels, LoaderOptions::in_order(batch, device));
   EvalResult r = evaluate_network(*run.net, loader, 0, /*keep_outputs=*/true);
   EvaluateOutcome out = summarize_evaluation(r, s.class_names, cache.paths, job.top_losses);
   out.skipped = cache.skipped;

@@ -56,7 +56,7 @@ std::optional<RunEvaluation> evaluate_run(const fs::path& run_dir, const ReportO
   ImageCacheOptions o = ImageCacheOptions::model_input(s.height, s.width, s.crop_to_aspect, split + " images");
   o.threads = options.threads;
   ImageCache cache = build_image_cache(*dataset, o);
-  BatchLoader loader(cache.images, cache.labels, LoaderOptions::in_order(s.train.batch_size, device));
+  BatchLoader loader(cache.rows(), cache.labels, LoaderOptions::in_order(s.train.batch_size, device));
   EvalResult r = evaluate_network(*run.net, loader, 0, /*keep_outputs=*/true);
   EvaluateOutcome outcome = summarize_evaluation(r, s.class_names, cache.paths, kTopLosses);
   outcome.skipped = cache.skipped;

@@ -106,11 +106,13 @@ DecodedSplits decode_splits(const Prepared& p) {
   if (p.data.test && p.writes_run()) splits.test = decode_split(*p.data.test, p, "test images");
   const DecodedData d = splits.summary();
   const int64_t decoded = d.train_images + d.validation_images + d.test_images;
-  const bool on_disk = splits.train.storage == CacheMode::disk;
+  const CacheMode storage = splits.train.storage;
   if (d.decode_seconds > 0) {
     log::infof("decoded and resized {} images to {}x{} in {} ({:.0f} images/s), {}", decoded, p.settings.width,
                p.settings.height, format_duration(d.decode_seconds), decoded / d.decode_seconds,
-               on_disk ? "kept in the disk cache (--cache)" : "kept in memory (--cache)");
+               storage == CacheMode::disk   ? "kept in the disk cache (--cache)"
+               : storage == CacheMode::none ? "checked, to be decoded again every epoch (--cache none)"
+                                            : "kept in memory (--cache)");
   }
   if (!splits.validation) log::info("no validation data: val_* metrics are not computed (use --val or --validation-split)");
   return splits;
@@ -147,7 +149,7 @@ RunResults results_of(const FitResult& fit, const TrainOptions& o, const nn::Mod
 }
 
 EvalResult evaluate_split(nn::NetworkImpl& net, const ImageCache& cache, const Prepared& p) {
-  BatchLoader loader(cache.images, cache.labels, LoaderOptions::in_order(p.settings.train.batch_size, p.device));
+  BatchLoader loader(cache.rows(), cache.labels, LoaderOptions::in_order(p.settings.train.batch_size, p.device));
   return evaluate_network(net, loader, 0, /*keep_outputs=*/true, resolve_precision(p.settings.train.precision, p.device));
 }
 

@@ -66,9 +66,18 @@ ImageCache build_image_cache_sharded(const Dataset& dataset, const ImageCacheOpt
   // goes to the disk cache, one file per machine that its ranks map.
   const CacheTeam team = cache_team(group);
   const CacheMode own = resolved_cache_mode(dataset, options, team.local_count);
-  const auto modes = group.allgather_bytes(enum_name(own));
-  if (std::find(modes.begin(), modes.end(), std::string(enum_name(CacheMode::disk))) != modes.end()) {
-    return build_image_cache(dataset, options, &team);
+  // Every rank the same: the most frugal any of them chose (memory, then disk, then none).
+  CacheMode agreed = CacheMode::memory;
+  for (const std::string& word : group.allgather_bytes(enum_name(own))) {
+    const CacheMode m = parse_cache_mode(word);
+    if (m == CacheMode::none || (m == CacheMode::disk && agreed == CacheMode::memory)) agreed = m;
+  }
+  if (agreed != CacheMode::memory) {
+    ImageCacheOptions shared = options;
+    DataCachePolicy policy = options.cache.value_or(default_data_cache_policy());
+    policy.mode = agreed;
+    shared.cache = policy;
+    return build_image_cache(dataset, shared, &team);
   }
   const RowRange mine = shard_rows(static_cast<int64_t>(dataset.size()), group.rank(), group.world_size());
   std::vector<size_t> rows(static_cast<size_t>(mine.size()));
@@ -97,11 +106,11 @@ ImageCache build_image_cache_sharded(const Dataset& dataset, const ImageCacheOpt
   return all;
 }
 
-torch::Tensor compute_prefix_outputs_sharded(nn::NetworkImpl& net, const torch::Tensor& images, size_t prefix,
+torch::Tensor compute_prefix_outputs_sharded(nn::NetworkImpl& net, const RowSource& images, size_t prefix,
                                              const torch::Device& device, int64_t batch_size, const std::string& what,
                                              Collective& group) {
-  const RowRange mine = shard_rows(images.size(0), group.rank(), group.world_size());
-  torch::Tensor share = compute_prefix_outputs(net, images.narrow(0, mine.begin, mine.size()), prefix, device,
+  const RowRange mine = shard_rows(images.size(), group.rank(), group.world_size());
+  torch::Tensor share = compute_prefix_outputs(net, images.narrow(mine.begin, mine.size()), prefix, device,
                                                batch_size, what);
   return group.allgather_rows(share);
 }

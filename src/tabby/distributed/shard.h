@@ -34,7 +34,7 @@ ImageCache build_image_cache_sharded(const Dataset& dataset, const ImageCacheOpt
 
 // compute_prefix_outputs (train/evaluate.h) with each rank computing its share
 // of the rows; every rank gets every row's outputs, on `device`.
-torch::Tensor compute_prefix_outputs_sharded(nn::NetworkImpl& net, const torch::Tensor& images, size_t prefix,
+torch::Tensor compute_prefix_outputs_sharded(nn::NetworkImpl& net, const RowSource& images, size_t prefix,
                                              const torch::Device& device, int64_t batch_size, const std::string& what,
                                              Collective& group);
 

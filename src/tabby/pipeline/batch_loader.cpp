@@ -13,23 +13,23 @@ constexpr uint64_t kEpochOrderPurpose = 0x45504f43;  // "EPOC"
 constexpr size_t kPinWholeSourceBytes = size_t{1} << 30;
 }
 
-BatchLoader::BatchLoader(torch::Tensor source, torch::Tensor labels, LoaderOptions options)
+BatchLoader::BatchLoader(RowSource source, torch::Tensor labels, LoaderOptions options)
     : source_(std::move(source)), labels_(std::move(labels)), options_(options) {
   if (options_.batch_size <= 0) throw UsageError("--batch-size must be positive");
   if (options_.world < 1 || options_.rank < 0 || options_.rank >= options_.world) {
     throw Error("batch loader: rank " + std::to_string(options_.rank) + " of " + std::to_string(options_.world));
   }
-  if (source_.size(0) != labels_.size(0)) throw Error("batch loader: inputs and labels differ in length");
-  images_ = source_.scalar_type() == torch::kUInt8 && source_.dim() == 4 && source_.size(3) == 3;
-  source_ = source_.contiguous();
+  if (source_.size() != labels_.size(0)) throw Error("batch loader: inputs and labels differ in length");
+  images_ = source_.images();
+  if (!source_.streamed()) source_ = RowSource(source_.tensor().contiguous());
   labels_ = labels_.to(torch::kLong).contiguous();
   if (source_.device() != options_.device) {
     labels_ = labels_.to(torch::kCPU);
     // Host memory the GPU can copy from asynchronously. Not a large source (a
     // memory-mapped disk cache): pinning would copy all of it into RAM; its
     // batches are pinned one by one instead.
-    if (options_.device.is_cuda() && source_.nbytes() <= kPinWholeSourceBytes) {
-      source_ = source_.pin_memory();
+    if (options_.device.is_cuda() && !source_.streamed() && source_.nbytes() <= kPinWholeSourceBytes) {
+      source_ = RowSource(source_.tensor().pin_memory());
       labels_ = labels_.pin_memory();
     }
   } else {
@@ -70,12 +70,12 @@ Batch BatchLoader::make_batch(const std::vector<int64_t>& order, int64_t batch_i
   if (source_.device() == options_.device && !options_.device.is_cpu()) {
     // Already resident (a feature cache on the GPU): gather there.
     auto idx_dev = idx.to(options_.device);
-    batch.inputs = source_.index_select(0, idx_dev);
+    batch.inputs = source_.gather(idx_dev);
     batch.labels = labels_.index_select(0, idx_dev);
     if (images_) batch.inputs = batch.inputs.permute({0, 3, 1, 2}).to(torch::kFloat32).contiguous();
     return batch;
   }
-  torch::Tensor x = source_.index_select(0, idx);
+  torch::Tensor x = source_.gather(idx);
   torch::Tensor y = labels_.index_select(0, idx);
   const bool cuda = options_.device.is_cuda();
   if (cuda) {

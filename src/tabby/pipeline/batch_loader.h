@@ -1,7 +1,8 @@
-// Batches from an in-memory tensor, shuffled per epoch and prepared by a
-// background thread while the model computes. The source is either the image
-// cache (uint8 (N,H,W,3): batches come out float (B,3,H,W) in [0,255]) or a
-// feature cache (float (N,...): rows as they are).
+// Batches from a row source (pipeline/row_source.h), shuffled per epoch and
+// prepared by a background thread while the model computes. The source is
+// either images (the image cache's uint8 (N,H,W,3) tensor, in memory or mapped
+// from disk, or files decoded per batch: batches come out float (B,3,H,W) in
+// [0,255]) or a feature cache (float (N,...): rows as they are).
 //
 // The order of epoch e is a permutation drawn from derive_seed(seed, e), so a
 // run can be repeated, or resumed at any epoch, without saved RNG state.
@@ -22,6 +23,8 @@
 #include <optional>
 #include <thread>
 #include <vector>
+
+#include "tabby/pipeline/row_source.h"
 
 namespace tabby {
 
@@ -61,12 +64,12 @@ struct LoaderOptions {
 
 class BatchLoader {
  public:
-  BatchLoader(torch::Tensor source, torch::Tensor labels, LoaderOptions options);
+  BatchLoader(RowSource source, torch::Tensor labels, LoaderOptions options);
   ~BatchLoader();
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
 
-  int64_t num_samples() const { return source_.size(0); }
+  int64_t num_samples() const { return source_.size(); }
   int64_t num_batches() const;
   int64_t batch_size() const { return options_.batch_size; }
   // Rows of one step over every rank: batch_size x world.
@@ -83,7 +86,8 @@ class BatchLoader {
   Batch make_batch(const std::vector<int64_t>& order, int64_t batch_index) const;
   void stop();
 
-  torch::Tensor source_, labels_;
+  RowSource source_;
+  torch::Tensor labels_;
   LoaderOptions options_;
   bool images_;  // uint8 NHWC source
 

@@ -1,7 +1,9 @@
 #include "tabby/pipeline/cache_policy.h"
 
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <mutex>
 #include <optional>
 
@@ -24,7 +26,8 @@ std::filesystem::path DataCachePolicy::folder() const { return dir.empty() ? dat
 CacheMode parse_cache_mode(const std::string& word, const std::string& flag) {
   if (auto mode = enum_from_name<CacheMode>(word)) return *mode;
   throw UsageError(flag + " must be " + enum_choices<CacheMode>() + ", not '" + word + "'",
-                   "auto keeps decoded images in memory while they fit comfortably and on disk beyond");
+                   "auto keeps decoded images in memory while they fit comfortably, on disk beyond, and decodes "
+                   "them per batch (none) when the disk has no room either");
 }
 
 DataCachePolicy default_data_cache_policy() {
@@ -45,13 +48,29 @@ uint64_t physical_memory_bytes() {
   return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 0;
 }
 
-CacheMode choose_cache_mode(CacheMode asked, uint64_t bytes, int copies, uint64_t ram_bytes) {
+CacheMode choose_cache_mode(CacheMode asked, uint64_t bytes, int copies, uint64_t ram_bytes,
+                            uint64_t disk_free_bytes) {
   if (asked != CacheMode::automatic) return asked;
-  if (ram_bytes == 0) return CacheMode::memory;
   // A quarter: the model, its optimizer state, batches in flight and the other
   // splits need the rest, and the page cache keeps a disk cache fast anyway.
   const uint64_t held = bytes * static_cast<uint64_t>(std::max(1, copies));
-  return held <= ram_bytes / 4 ? CacheMode::memory : CacheMode::disk;
+  if (ram_bytes == 0 || held <= ram_bytes / 4) return CacheMode::memory;
+  // Room for it with a margin (a twentieth, and a gigabyte) for everything else on that disk.
+  const uint64_t margin = bytes / 20 + (uint64_t{1} << 30);
+  if (disk_free_bytes == UINT64_MAX || bytes + margin <= disk_free_bytes) return CacheMode::disk;
+  return CacheMode::none;
+}
+
+uint64_t disk_free_bytes(const std::filesystem::path& dir) {
+  std::filesystem::path p = dir;
+  std::error_code ec;
+  while (!p.empty() && !std::filesystem::exists(p, ec)) {
+    if (p == p.parent_path()) break;
+    p = p.parent_path();
+  }
+  struct statvfs st {};
+  if (p.empty() || ::statvfs(p.c_str(), &st) != 0) return UINT64_MAX;
+  return static_cast<uint64_t>(st.f_bavail) * static_cast<uint64_t>(st.f_frsize);
 }
 
 }  // namespace tabby

@@ -3,8 +3,11 @@
 //   disk    a file of decoded rows under the cache folder, memory-mapped: the
 //           kernel's page cache holds it, shared by every process of the machine
 //           and reused by later runs on the same files (pipeline/rows_file.h)
+//   none    nothing kept: every batch decodes its files again on worker threads
+//           (as a DataLoader does), after a first pass that finds the broken ones
 //   auto    memory while the decoded set (times the ranks on this machine that
 //           would each hold it) takes at most a quarter of the RAM, else disk
+//           while the cache folder's disk has room for it, else none
 // The choice never changes a result: rows, order and batches are the same.
 #pragma once
 
@@ -16,8 +19,9 @@
 
 namespace tabby {
 
-enum class CacheMode { automatic, memory, disk };
-TABBY_ENUM_NAMES(CacheMode, {CacheMode::automatic, "auto"}, {CacheMode::memory, "memory"}, {CacheMode::disk, "disk"});
+enum class CacheMode { automatic, memory, disk, none };
+TABBY_ENUM_NAMES(CacheMode, {CacheMode::automatic, "auto"}, {CacheMode::memory, "memory"}, {CacheMode::disk, "disk"},
+                 {CacheMode::none, "none"});
 
 struct DataCachePolicy {
   CacheMode mode = CacheMode::automatic;
@@ -39,8 +43,14 @@ void set_default_data_cache_policy(const DataCachePolicy& policy);
 CacheMode parse_cache_mode(const std::string& word, const std::string& flag = "--cache");
 
 // What `auto` becomes for a decoded set of `bytes`, held by `copies` processes of
-// this machine (memory mode gives each its own copy), with `ram_bytes` of RAM.
-CacheMode choose_cache_mode(CacheMode asked, uint64_t bytes, int copies, uint64_t ram_bytes);
+// this machine (memory mode gives each its own copy), with `ram_bytes` of RAM and
+// `disk_free_bytes` free where the disk cache would go.
+CacheMode choose_cache_mode(CacheMode asked, uint64_t bytes, int copies, uint64_t ram_bytes,
+                            uint64_t disk_free_bytes = UINT64_MAX);
+
+// Bytes free for an unprivileged writer on the disk that holds `dir` (or its
+// nearest existing parent); UINT64_MAX when it cannot be told.
+uint64_t disk_free_bytes(const std::filesystem::path& dir);
 
 // This machine's RAM in bytes (0 when unknown).
 uint64_t physical_memory_bytes();

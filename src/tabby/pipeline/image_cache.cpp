@@ -289,12 +289,63 @@ ImageCache build_on_disk(const Dataset& dataset, const ImageCacheOptions& option
   return cache_from_rows(dataset, std::move(*rows), seconds, false);
 }
 
+// --cache none: a first pass finds the files that decode (the rows are the same
+// as a cache's), then batches decode them again. With a team each rank checks
+// its share of the files and all learn every rank's failures.
+ImageCache build_streamed(const Dataset& dataset, const ImageCacheOptions& options, const CacheTeam* team) {
+  const int64_t n = static_cast<int64_t>(dataset.size());
+  const int world = team ? static_cast<int>(team->machine_leader.size()) : 1;
+  const int rank = team ? team->rank : 0;
+  const int64_t begin = n * rank / world, end = n * (rank + 1) / world;
+  const int64_t row_bytes = row_bytes_of(options);
+  const int threads = std::max(1, options.threads > 0 ? options.threads : default_thread_count());
+  // One scratch row per decoding thread (each thread its own): the first pass keeps nothing.
+  auto row = [row_bytes](int64_t) {
+    thread_local std::vector<uint8_t> scratch;
+    scratch.resize(static_cast<size_t>(row_bytes));
+    return scratch.data();
+  };
+  ImageCacheOptions checking = options;
+  checking.threads = threads;
+  checking.what = options.what + " (checking, --cache none)";
+  const DecodedRange d = decode_rows(dataset, begin, end, row, checking);
+  std::vector<std::pair<int64_t, std::string>> failures;
+  if (team) {
+    for (const std::string& part : team->allgather(failures_json(d, begin))) add_failures(part, failures);
+  } else {
+    add_failures(failures_json(d, begin), failures);
+  }
+  std::sort(failures.begin(), failures.end());
+  std::vector<int64_t> skipped;
+  std::vector<std::string> reasons;
+  for (auto& [i, why] : failures) {
+    skipped.push_back(i);
+    reasons.push_back(std::move(why));
+  }
+  ImageCache cache;
+  cache.class_names = dataset.class_names;
+  cache.seconds = d.seconds;
+  cache.storage = CacheMode::none;
+  fill_rows_metadata(cache, dataset, skipped, reasons);
+  if (cache.paths.empty() && options.allow_empty) return empty_cache(dataset, options);
+  if (cache.paths.empty()) nothing_decoded(cache, dataset);
+  auto files = std::make_shared<StreamedImages>();
+  files->paths = cache.paths;
+  files->height = options.height;
+  files->width = options.width;
+  files->crop_to_aspect = options.crop_to_aspect;
+  files->threads = options.threads;
+  cache.stream = std::move(files);
+  log::infof("--cache none: the {} {} are decoded again in every epoch; nothing is kept", cache.size(), options.what);
+  return cache;
+}
+
 }  // namespace
 
 CacheMode resolved_cache_mode(const Dataset& dataset, const ImageCacheOptions& options, int copies) {
   const DataCachePolicy policy = options.cache.value_or(default_data_cache_policy());
   const uint64_t need = static_cast<uint64_t>(dataset.size()) * static_cast<uint64_t>(row_bytes_of(options));
-  return choose_cache_mode(policy.mode, need, copies, physical_memory_bytes());
+  return choose_cache_mode(policy.mode, need, copies, physical_memory_bytes(), disk_free_bytes(policy.folder()));
 }
 
 ImageCache build_image_cache(const Dataset& dataset, const ImageCacheOptions& options, const CacheTeam* team) {
@@ -303,8 +354,20 @@ ImageCache build_image_cache(const Dataset& dataset, const ImageCacheOptions& op
   if (n == 0 && options.allow_empty) return empty_cache(dataset, options);
   if (n == 0) throw Error("no images in " + dataset.source);
   const DataCachePolicy policy = options.cache.value_or(default_data_cache_policy());
+  // A team has agreed on disk or none (distributed/shard.cpp); memory never comes here with one.
+  const CacheMode mode = team ? policy.mode : resolved_cache_mode(dataset, options);
   ImageCache cache;
-  if (team || resolved_cache_mode(dataset, options) == CacheMode::disk) {
+  if (mode == CacheMode::none) {
+    if (policy.mode == CacheMode::automatic) {
+      const double need = static_cast<double>(n) * row_bytes_of(options);
+      log::warn(fmt::format("the decoded {} ({:.1f} GB) fit neither in memory nor on the disk of {} ({:.1f} GB "
+                            "free): decoding them again every epoch (--cache none)",
+                            options.what, need / 1e9, policy.folder().string(),
+                            static_cast<double>(disk_free_bytes(policy.folder())) / 1e9),
+                "point --cache-dir (or TABBY_CACHE_DIR) at a disk with room for them to decode only once");
+    }
+    cache = build_streamed(dataset, options, team);
+  } else if (team || mode == CacheMode::disk) {
     cache = build_on_disk(dataset, options, policy, team);
   } else {
     cache = build_in_memory(dataset, options);

@@ -17,6 +17,7 @@
 
 #include "tabby/dataset/dataset.h"
 #include "tabby/pipeline/cache_policy.h"
+#include "tabby/pipeline/row_source.h"
 #include "tabby/util/threads.h"
 
 namespace tabby {
@@ -46,17 +47,20 @@ struct ImageCacheOptions {
 };
 
 struct ImageCache {
-  torch::Tensor images;  // uint8 (N,H,W,3), CPU, contiguous
+  torch::Tensor images;  // uint8 (N,H,W,3), CPU, contiguous; undefined when streamed
   torch::Tensor labels;  // int64 (N)
   std::vector<std::filesystem::path> paths;  // aligned with rows
   std::vector<std::string> class_names;
   std::vector<SkippedFile> skipped;
   double seconds = 0;
-  CacheMode storage = CacheMode::memory;  // memory or disk
+  CacheMode storage = CacheMode::memory;  // memory, disk or none (streamed)
   std::filesystem::path cache_file;        // the disk cache's file
   bool reused = false;                     // the disk cache was there already: nothing decoded
+  std::shared_ptr<const StreamedImages> stream;  // --cache none: the files, decoded per batch
 
-  int64_t size() const { return images.defined() ? images.size(0) : 0; }
+  int64_t size() const { return stream ? static_cast<int64_t>(stream->paths.size()) : images.defined() ? images.size(0) : 0; }
+  // What a BatchLoader reads: the tensor, or the files.
+  RowSource rows() const { return stream ? RowSource(stream) : RowSource(images); }
   std::vector<int64_t> class_counts() const;
 };
 
@@ -77,7 +81,7 @@ struct CacheTeam {
 ImageCache build_image_cache(const Dataset& dataset, const ImageCacheOptions& options,
                              const CacheTeam* team = nullptr);
 
-// Where the decoded set of `dataset` would live and why: "memory" or "disk".
+// Where the decoded set of `dataset` would live: memory, disk or none.
 CacheMode resolved_cache_mode(const Dataset& dataset, const ImageCacheOptions& options, int copies = 1);
 
 

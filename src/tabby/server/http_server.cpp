@@ -84,6 +84,7 @@ class Server {
   json predictions_body(ServedModel& m, const httplib::Request& req, const std::vector<float>& probs);
   void load_models();
   void drain(int signal);
+  void stop_listening();  // once listening has begun (or ended)
   bool all_ready() const;
   size_t body_limit() const { return static_cast<size_t>(options_.max_body_mb * 1024 * 1024); }
 
@@ -95,6 +96,7 @@ class Server {
   std::atomic<bool> draining_{false};
   std::atomic<int> in_flight_{0};
   std::atomic<int> exit_code_{0};
+  std::atomic<bool> listen_returned_{false};
 };
 
 // Counts an inference request in flight while it lives (the drain waits for them).
@@ -356,8 +358,15 @@ void Server::load_models() {
     const auto* tabby_error = dynamic_cast<const Error*>(&e);
     log::error(std::string("a model could not be loaded: ") + e.what(), tabby_error ? tabby_error->hint() : "");
     exit_code_ = 1;
-    http_.stop();
+    stop_listening();
   }
+}
+
+void Server::stop_listening() {
+  // httplib's stop() does nothing before listen has started: a model that fails
+  // at once (a truncated file) would otherwise leave the server listening for ever.
+  while (!http_.is_running() && !listen_returned_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  http_.stop();
 }
 
 void Server::drain(int signal) {
@@ -377,7 +386,7 @@ void Server::drain(int signal) {
     const auto grace = Clock::now() + std::chrono::seconds(5);
     while (in_flight_.load() > 0 && Clock::now() < grace) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  http_.stop();
+  stop_listening();
 }
 
 int Server::run() {
@@ -395,6 +404,7 @@ int Server::run() {
   for (const auto& m : models_) names += (names.empty() ? "" : ", ") + m->name();
   log::infof("tabby serve: listening on http://{}:{} (models: {}); loading", options_.host, port, names);
   http_.listen_after_bind();
+  listen_returned_ = true;
   loader.join();
   log::info(exit_code_ == 0 ? "stopped" : "stopped after an error");
   return exit_code_;

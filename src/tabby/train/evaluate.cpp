@@ -54,11 +54,11 @@ EvalResult evaluate_network(nn::NetworkImpl& net, BatchLoader& loader, size_t fi
   return r;
 }
 
-torch::Tensor compute_prefix_outputs(nn::NetworkImpl& net, const torch::Tensor& images, size_t prefix,
+torch::Tensor compute_prefix_outputs(nn::NetworkImpl& net, const RowSource& images, size_t prefix,
                                      const torch::Device& device, int64_t batch_size, const std::string& what) {
   torch::NoGradGuard no_grad;
   net.eval();
-  BatchLoader loader(images, torch::zeros({images.size(0)}, torch::kLong),
+  BatchLoader loader(images, torch::zeros({images.size()}, torch::kLong),
                      LoaderOptions::in_order(batch_size, device));
   std::vector<torch::Tensor> parts;
   ProgressLine progress("features for " + what, loader.num_batches(), "batch");

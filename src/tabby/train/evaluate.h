@@ -8,6 +8,7 @@
 
 #include "tabby/nn/network.h"
 #include "tabby/pipeline/batch_loader.h"
+#include "tabby/pipeline/row_source.h"
 #include "tabby/train/precision.h"
 
 namespace tabby {
@@ -31,7 +32,7 @@ EvalResult evaluate_network(nn::NetworkImpl& net, BatchLoader& loader, size_t fi
 
 // Outputs of layers [0, prefix) for every row of `images` (uint8 (N,H,W,3)),
 // computed in inference mode on `device`: the feature cache. Returned on `device`.
-torch::Tensor compute_prefix_outputs(nn::NetworkImpl& net, const torch::Tensor& images, size_t prefix,
+torch::Tensor compute_prefix_outputs(nn::NetworkImpl& net, const RowSource& images, size_t prefix,
                                      const torch::Device& device, int64_t batch_size, const std::string& what);
 
 }  // namespace tabby

@@ -73,12 +73,12 @@ nn::TensorMap snapshot(const nn::NetworkImpl& net) {
 // What a phase's epochs read: the decoded images, or (feature cache) the outputs
 // of the frozen prefix, computed once per image.
 struct EpochSources {
-  torch::Tensor train, validation;  // validation undefined without validation data
+  RowSource train, validation;  // validation undefined without validation data
   size_t prefix = 0;                // layers already applied to the sources
 };
 
 // Each rank of a data-parallel job computes its share of the rows (distributed/shard.h).
-torch::Tensor prefix_outputs(nn::NetworkImpl& net, const torch::Tensor& images, size_t prefix, const TrainOptions& o,
+torch::Tensor prefix_outputs(nn::NetworkImpl& net, const RowSource& images, size_t prefix, const TrainOptions& o,
                              const torch::Device& device, const std::string& what, Collective* group) {
   if (group) return compute_prefix_outputs_sharded(net, images, prefix, device, o.batch_size, what, *group);
   return compute_prefix_outputs(net, images, prefix, device, o.batch_size, what);
@@ -90,8 +90,8 @@ EpochSources feature_cache_sources(nn::NetworkImpl& net, const ImageCache& train
   const auto t0 = std::chrono::steady_clock::now();
   EpochSources s;
   s.prefix = prefix;
-  s.train = prefix_outputs(net, train.images, prefix, o, device, "training images", group);
-  if (validation) s.validation = prefix_outputs(net, validation->images, prefix, o, device, "validation images", group);
+  s.train = prefix_outputs(net, train.rows(), prefix, o, device, "training images", group);
+  if (validation) s.validation = prefix_outputs(net, validation->rows(), prefix, o, device, "validation images", group);
   log::infof("feature cache: the frozen backbone's outputs were computed once ({} images, {}); each epoch "
              "trains only the layers after it",
              train.size() + (validation ? validation->size() : 0), format_duration(seconds_since(t0)));
@@ -106,11 +106,11 @@ EpochSources prepare_sources(nn::NetworkImpl& net, const ImageCache& train, cons
               "trainable backbone); computing every layer every epoch");
   }
   if (prefix > 0) return feature_cache_sources(net, train, validation, prefix, o, device, group);
-  EpochSources s{train.images, validation ? validation->images : torch::Tensor(), 0};
+  EpochSources s{train.rows(), validation ? validation->rows() : RowSource(), 0};
   // Decoded images that fit comfortably live on the GPU: a batch is then a gather
   // there, with no host copy per step. Larger sets stream from pinned host memory.
   const int64_t bytes = s.train.nbytes() + (validation ? s.validation.nbytes() : 0);
-  if (device.is_cuda() && bytes <= kDeviceImageCacheLimitBytes) {
+  if (device.is_cuda() && !s.train.streamed() && bytes <= kDeviceImageCacheLimitBytes) {
     s.train = s.train.to(device);
     if (validation) s.validation = s.validation.to(device);
     log::infof("image cache on {}: {:.0f} MiB of uint8 images", device.str(), bytes / 1048576.0);
@@ -286,8 +286,8 @@ std::unique_ptr<PhaseRun> Trainer::start_phase(const Phase& phase) {
 std::unique_ptr<BatchLoader> Trainer::validation_loader(const EpochSources& sources) const {
   const auto options = LoaderOptions::in_order(options_.batch_size, ctx_.device);
   if (!ctx_.group) return std::make_unique<BatchLoader>(sources.validation, validation_->labels, options);
-  const RowRange mine = shard_rows(sources.validation.size(0), ctx_.group->rank(), ctx_.group->world_size());
-  return std::make_unique<BatchLoader>(sources.validation.narrow(0, mine.begin, mine.size()),
+  const RowRange mine = shard_rows(sources.validation.size(), ctx_.group->rank(), ctx_.group->world_size());
+  return std::make_unique<BatchLoader>(sources.validation.narrow(mine.begin, mine.size()),
                                        validation_->labels.narrow(0, mine.begin, mine.size()), options);
 }
 
