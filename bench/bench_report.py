@@ -360,7 +360,7 @@ def kept_section(path, name):
 
 
 def write(res, path):
-    kept = [kept_section(path, name) for name in ("serve", "serve-model", "distributed", "gpu", "build")]
+    kept = [kept_section(path, name) for name in ("serve", "serve-model", "distributed", "scale", "gpu", "build")]
     parts = [header(res)]
     if "decode" in res:
         parts.append(section_decode(res["decode"]))

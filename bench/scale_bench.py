@@ -199,7 +199,8 @@ def tabby_case(a, folder, n, ranks, mode, work):
     decode = re.search(r"decoded and resized (\d+) images to \S+ in .*? \((\d+) images/s\)", text)
     cache_bytes = sum(os.path.getsize(os.path.join(cache, f)) for f in os.listdir(cache)
                       if f.endswith(".rows")) if os.path.isdir(cache) else 0
-    out = {"side": "tabby", "images": n, "ranks": ranks, "mode": mode, **r, "epoch_seconds": secs,
+    chosen = ("disk" if "disk cache" in text else "none" if "--cache none" in text else "memory")
+    out = {"side": "tabby", "images": n, "ranks": ranks, "mode": mode, "chosen": chosen, **r, "epoch_seconds": secs,
            "cache_bytes": cache_bytes, "reused": "reusing the disk cache" in text}
     # The first pass decodes into the cache before epoch 1; the epochs read from it.
     if decode:
@@ -262,7 +263,7 @@ def render(res):
             later = c.get("later_epoch_images_per_s", 0)
             first = f"{c['first_pass_images_per_s']:,.0f}" if "first_pass_images_per_s" in c else "— (reused)"
             ratio = f"{later / peer_rate:.1f}×" if peer_rate and later else "—"
-            rows.append(f"| {n:,} | tabby --cache {c['mode']}{' (reused)' if c['reused'] else ''} | {c['ranks']} | "
+            rows.append(f"| {n:,} | tabby --cache {c['mode']} → {c['chosen']}{', reused' if c['reused'] else ''} | {c['ranks']} | "
                         f"{c['epoch_seconds']} | {first} | {later:,.0f} | "
                         f"{gib(c['peak_anon'])} | {gib(c['peak_rss'])} | {c['cache_bytes'] / 1e9:.1f} GB | {ratio} |")
     return "\n".join([
@@ -323,11 +324,11 @@ def main():
         make_folder(folder, n, photos)
         shutil.rmtree(os.path.join(a.work, "cache"), ignore_errors=True)
         res["cases"].append(peer_case(a, folder, n, a.work))
-        res["cases"].append(tabby_case(a, folder, n, 1, "disk", a.work))
-        res["cases"].append(tabby_case(a, folder, n, 1, "disk", a.work))  # the cache is there: reused
+        res["cases"].append(tabby_case(a, folder, n, 1, "auto", a.work))
+        res["cases"].append(tabby_case(a, folder, n, 1, "auto", a.work))  # a second run: a disk cache is reused
         if not a.no_ranks:
             shutil.rmtree(os.path.join(a.work, "cache"), ignore_errors=True)
-            res["cases"].append(tabby_case(a, folder, n, 2, "disk", a.work))
+            res["cases"].append(tabby_case(a, folder, n, 2, "auto", a.work))
         shutil.rmtree(os.path.join(a.work, "cache"), ignore_errors=True)
         with open(os.path.join(a.work, "scale.json"), "w") as f:
             json.dump(res, f, indent=2)

@@ -287,6 +287,20 @@ TEST(DiskCache, TrainingEndsWithTheSameWeightsInEveryMode) {
   EXPECT_NE(bad.err.find("--cache must be auto, memory, disk or none, not 'ram'"), std::string::npos) << bad.err;
 }
 
+TEST(DiskCache, AFileBackedTensorIsZeroedWritableAndLeavesNoFile) {
+  const fs::path dir = testing::scratch_dir("file_backed_tensor");
+  {
+    torch::Tensor t = file_backed_tensor(dir, {3, 4}, torch::kFloat32);
+    EXPECT_EQ(t.sizes().vec(), (std::vector<int64_t>{3, 4}));
+    EXPECT_EQ(t.scalar_type(), torch::kFloat32);
+    EXPECT_EQ(t.abs().sum().item<float>(), 0.0f);
+    t.narrow(0, 1, 1).fill_(2.5f);
+    EXPECT_EQ(t.sum().item<float>(), 10.0f);
+    EXPECT_TRUE(fs::is_empty(dir)) << "the file is deleted at once; the mapping keeps it";
+  }
+  EXPECT_THROW(file_backed_tensor("/proc/no-such-folder", {2}, torch::kFloat32), Error);
+}
+
 TEST(CacheCommand, ListsPrunesAndRemovesCaches) {
   const fs::path dir = testing::scratch_dir("cache_command");
   const Dataset d = tinted_dataset(dir / "data");

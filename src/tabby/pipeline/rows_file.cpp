@@ -431,6 +431,31 @@ std::vector<RowsFileInfo> list_rows_files(const fs::path& dir) {
   return out;
 }
 
+torch::Tensor file_backed_tensor(const fs::path& dir, const std::vector<int64_t>& sizes, torch::ScalarType dtype) {
+  ensure_directory(dir);
+  std::string name = (dir / "scratch.XXXXXX").string();
+  const int fd = ::mkostemp(name.data(), O_CLOEXEC);
+  if (fd < 0) {
+    throw Error("cannot write in the cache folder " + dir.string() + ": " + rows_errno_text(),
+                "point --cache-dir (or TABBY_CACHE_DIR) at a writable folder");
+  }
+  ::unlink(name.c_str());
+  uint64_t bytes = torch::elementSize(dtype);
+  for (int64_t s : sizes) bytes *= static_cast<uint64_t>(s);
+  const size_t length = std::max<uint64_t>(bytes, 1);
+  const int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(length));
+  if (rc != 0) {
+    ::close(fd);
+    throw Error(fmt::format("cannot reserve {:.1f} GB in {}: {}", length / 1e9, dir.string(), std::strerror(rc)),
+                "free disk space, or point --cache-dir (or TABBY_CACHE_DIR) at a larger disk");
+  }
+  void* base = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  ::close(fd);  // the mapping keeps the file
+  if (base == MAP_FAILED) throw Error("cannot map a scratch file in " + dir.string() + ": " + rows_errno_text());
+  return torch::from_blob(
+      base, sizes, [base, length](void*) { ::munmap(base, length); }, torch::TensorOptions().dtype(dtype));
+}
+
 int remove_abandoned_partials(const fs::path& dir) {
   int removed = 0;
   for (const RowsFileInfo& f : list_rows_files(dir)) {

@@ -118,6 +118,11 @@ struct RowsFileInfo {
 };
 std::vector<RowsFileInfo> list_rows_files(const fs::path& dir);
 
+// A zero-filled tensor backed by a file in `dir` that is deleted at once (it
+// lives while the tensor does): large working data, such as a frozen backbone's
+// features for a big dataset, kept in the page cache instead of private memory.
+torch::Tensor file_backed_tensor(const fs::path& dir, const std::vector<int64_t>& sizes, torch::ScalarType dtype);
+
 // Removes the .partial files whose writer is gone (on this host); returns how many.
 int remove_abandoned_partials(const fs::path& dir);
 

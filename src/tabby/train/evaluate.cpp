@@ -2,9 +2,17 @@
 
 #include <algorithm>
 
+#include "tabby/pipeline/cache_policy.h"
+#include "tabby/pipeline/rows_file.h"
+#include "tabby/util/log.h"
 #include "tabby/util/progress.h"
 
 namespace tabby {
+
+namespace {
+// Features larger than this go to a file-backed tensor (see compute_prefix_outputs).
+constexpr uint64_t kFileBackedFeatureBytes = uint64_t{1} << 30;
+}  // namespace
 
 EvalResult evaluate_network(nn::NetworkImpl& net, BatchLoader& loader, size_t first_layer, bool keep_outputs,
                             Precision precision) {
@@ -58,18 +66,35 @@ torch::Tensor compute_prefix_outputs(nn::NetworkImpl& net, const RowSource& imag
                                      const torch::Device& device, int64_t batch_size, const std::string& what) {
   torch::NoGradGuard no_grad;
   net.eval();
-  BatchLoader loader(images, torch::zeros({images.size()}, torch::kLong),
-                     LoaderOptions::in_order(batch_size, device));
-  std::vector<torch::Tensor> parts;
+  const int64_t n = images.size();
+  BatchLoader loader(images, torch::zeros({n}, torch::kLong), LoaderOptions::in_order(batch_size, device));
   ProgressLine progress("features for " + what, loader.num_batches(), "batch");
-  int64_t step = 0;
+  // Rows are written in place as batches come: one copy of the features, no
+  // concatenation. Large ones (a big dataset) live in a deleted file under the
+  // cache folder: page cache, not private memory.
+  torch::Tensor out;
+  int64_t row = 0, step = 0;
   loader.start_epoch(0);
   while (auto batch = loader.next()) {
-    parts.push_back(net.forward_range(batch->inputs, 0, prefix));
+    torch::Tensor part = net.forward_range(batch->inputs, 0, prefix);
+    if (!out.defined()) {
+      std::vector<int64_t> sizes = part.sizes().vec();
+      sizes[0] = n;
+      const uint64_t bytes = static_cast<uint64_t>(part[0].numel()) * part.element_size() * static_cast<uint64_t>(n);
+      if (part.device().is_cpu() && bytes > kFileBackedFeatureBytes) {
+        out = file_backed_tensor(default_data_cache_policy().folder(), sizes, part.scalar_type());
+        log::infof("the features of the {} ({:.2f} GB) are kept in a file under {} (page cache, not private memory)",
+                   what, bytes / 1e9, default_data_cache_policy().folder().string());
+      } else {
+        out = torch::empty(sizes, part.options());
+      }
+    }
+    out.narrow(0, row, part.size(0)).copy_(part);
+    row += part.size(0);
     progress.update(++step);
   }
   progress.finish();
-  return torch::cat(parts);
+  return out;
 }
 
 }  // namespace tabby
