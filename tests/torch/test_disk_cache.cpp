@@ -231,6 +231,9 @@ TEST(DiskCache, AutoKeepsASetInMemoryUnlessItTakesAQuarterOfTheRam) {
   EXPECT_EQ(choose_cache_mode(CacheMode::automatic, 7 * gb, 1, 24 * gb), CacheMode::disk);
   // Each rank of a machine would hold its own copy in memory.
   EXPECT_EQ(choose_cache_mode(CacheMode::automatic, 4 * gb, 2, 24 * gb), CacheMode::disk);
+  // ... and gather it from one another: ranks share the disk cache beyond a small set.
+  EXPECT_EQ(choose_cache_mode(CacheMode::automatic, gb / 2, 2, 24 * gb), CacheMode::disk);
+  EXPECT_EQ(choose_cache_mode(CacheMode::automatic, gb / 8, 2, 24 * gb), CacheMode::memory);
   EXPECT_EQ(choose_cache_mode(CacheMode::memory, 20 * gb, 1, 24 * gb), CacheMode::memory);
   EXPECT_EQ(choose_cache_mode(CacheMode::disk, 1, 1, 24 * gb), CacheMode::disk);
   // Beyond the RAM, the disk decides: room for the cache (and a margin), or decode per batch.

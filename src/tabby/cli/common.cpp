@@ -40,8 +40,8 @@ void add_data_cache_flags(CLI::App* app, const std::string& group) {
   auto dir = std::make_shared<std::string>();
   app->add_option("--cache", *mode,
                   "Where decoded images live: memory, disk (a memory-mapped file under --cache-dir that later runs "
-                  "on the same files reuse) or auto (memory while they take under a quarter of the RAM; default, "
-                  "or $TABBY_DATA_CACHE)")
+                  "on the same files reuse), none (decoded again every epoch) or auto (memory while they take under "
+                  "a quarter of the RAM, else disk while it has room, else none; default, or $TABBY_DATA_CACHE)")
       ->group(group);
   app->add_option("--cache-dir", *dir, "Folder of the disk cache (default $TABBY_CACHE_DIR/datasets, ~/.cache/tabby/datasets)")
       ->group(group);

@@ -87,7 +87,10 @@ Batch BatchLoader::make_batch(const std::vector<int64_t>& order, int64_t batch_i
     if (cuda) {
       x = x.to(options_.device, /*non_blocking=*/true).permute({0, 3, 1, 2}).to(torch::kFloat32).contiguous();
     } else {
-      x = x.permute({0, 3, 1, 2}).to(torch::kFloat32).contiguous();
+      // Transposed as bytes, then widened: LibTorch's strided uint8->float copy is
+      // about 12x slower than the two contiguous passes (measured at 224 px, batch 32:
+      // 12.8 ms vs 1.1 ms on 2 cores); the values are the same.
+      x = x.permute({0, 3, 1, 2}).contiguous().to(torch::kFloat32);
     }
   } else {
     x = x.to(options_.device, /*non_blocking=*/cuda);

@@ -6,8 +6,9 @@
 //   none    nothing kept: every batch decodes its files again on worker threads
 //           (as a DataLoader does), after a first pass that finds the broken ones
 //   auto    memory while the decoded set (times the ranks on this machine that
-//           would each hold it) takes at most a quarter of the RAM, else disk
-//           while the cache folder's disk has room for it, else none
+//           would each hold it) takes at most a quarter of the RAM, and for several
+//           ranks at most 256 MB; else disk while the cache folder's disk has room
+//           for it; else none
 // The choice never changes a result: rows, order and batches are the same.
 #pragma once
 
