@@ -89,9 +89,16 @@ CommandResult run_command(const std::string& command_line) {
   return r;
 }
 
-CommandResult run_tabby(const std::vector<std::string>& args) {
+CommandResult run_tabby(const std::vector<std::string>& args,
+                        const std::vector<std::pair<std::string, std::string>>& environment) {
   const char* bin = std::getenv("TABBY_BIN");
-  std::string cmd = shell_quote(bin ? bin : "tabby");
+  std::string cmd;
+  if (!environment.empty()) {
+    cmd = "env";
+    for (const auto& [name, value] : environment) cmd += " " + shell_quote(name + "=" + value);
+    cmd += " ";
+  }
+  cmd += shell_quote(bin ? bin : "tabby");
   for (const auto& a : args) cmd += " " + shell_quote(a);
   return run_command(cmd);
 }

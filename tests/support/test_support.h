@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace tabby::testing {
@@ -38,8 +39,9 @@ struct CommandResult {
 CommandResult run_command(const std::string& command_line);
 
 // Runs the built tabby binary ($TABBY_BIN) with the given arguments (each is
-// shell-quoted here).
-CommandResult run_tabby(const std::vector<std::string>& args);
+// shell-quoted here), with `environment` added to this process's.
+CommandResult run_tabby(const std::vector<std::string>& args,
+                        const std::vector<std::pair<std::string, std::string>>& environment = {});
 
 // A command's exit status and output, for the message of a failed expectation.
 std::string describe(const CommandResult& result);

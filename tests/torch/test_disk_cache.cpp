@@ -290,6 +290,29 @@ TEST(DiskCache, TrainingEndsWithTheSameWeightsInEveryMode) {
   EXPECT_NE(bad.err.find("--cache must be auto, memory, disk or none, not 'ram'"), std::string::npos) << bad.err;
 }
 
+TEST(DiskCache, ARunStoppedLikeACrashResumesFromItsDiskCacheToTheSameWeights) {
+  const fs::path dir = testing::scratch_dir("disk_cache_resume");
+  testing::write_two_class_folder(dir / "data", 10, 16, 4);
+  const fs::path cache = dir / "cache";
+  auto args = [&](const fs::path& out, const std::string& mode) {
+    std::vector<std::string> a = tiny_train(dir / "data", out, mode, cache);
+    *(std::find(a.begin(), a.end(), "--epochs") + 1) = "3";
+    return a;
+  };
+  CommandResult whole = run_tabby(args(dir / "whole", "memory"));
+  ASSERT_EQ(whole.exit_code, 0) << describe(whole);
+  std::vector<std::string> stopped = args(dir / "parts", "disk");
+  stopped.insert(stopped.end(), {"--stop-after", "1"});
+  CommandResult r = run_tabby(stopped);
+  EXPECT_NE(r.exit_code, 0) << "the test hook stops the run like a crash";
+  r = run_tabby({"train", "--resume", (dir / "parts").string(), "--threads", "1", "--cache", "disk", "--cache-dir",
+                 cache.string()});
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_NE(r.err.find("reusing the disk cache"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("resuming after epoch 1/3"), std::string::npos) << r.err;
+  testing::expect_same_tensors(dir / "whole" / "weights.safetensors", dir / "parts" / "weights.safetensors");
+}
+
 TEST(DiskCache, AFileBackedTensorIsZeroedWritableAndLeavesNoFile) {
   const fs::path dir = testing::scratch_dir("file_backed_tensor");
   {

@@ -385,6 +385,20 @@ TEST(DistributedTrain, AFrozenBackbonesFeaturesAreComputedPerShardAndGathered) {
   // Features computed in batches of other sizes may differ in the last bits
   // (oneDNN picks kernels by batch size); the head then trains on them.
   EXPECT_LT(max_difference(dir / "one" / "weights.safetensors", dir / "two" / "weights.safetensors"), 1e-4);
+
+  // Features over TABBY_FEATURES_IN_MEMORY_MB: the two ranks write their shares
+  // into one file under the cache folder that both map, and train as before.
+  const fs::path cache = dir / "cache";
+  r = run_tabby(with(args(dir / "shared", 4),
+                     {"--nproc-per-node", "2", "--cache-dir", cache.string(), "--save-rank-weights",
+                      (dir / "ranks").string()}),
+                {{"TABBY_FEATURES_IN_MEMORY_MB", "0"}});
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_NE(r.err.find("are in one file under " + cache.string() + " that the 2 ranks map"), std::string::npos)
+      << r.err;
+  expect_same_tensors(dir / "ranks" / "rank0.safetensors", dir / "ranks" / "rank1.safetensors");
+  expect_same_tensors(dir / "two" / "weights.safetensors", dir / "shared" / "weights.safetensors");
+  EXPECT_TRUE(fs::is_empty(cache)) << "the file is removed once mapped";
 }
 
 // Kills rank 1 (SIGKILL) once rank 0 has checkpointed a few epochs.

@@ -1,5 +1,7 @@
 #include "tabby/distributed/shard.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include <unistd.h>
@@ -7,7 +9,9 @@
 #include <algorithm>
 #include <cstring>
 #include <numeric>
+#include <sstream>
 
+#include "tabby/pipeline/rows_file.h"
 #include "tabby/util/error.h"
 #include "tabby/util/log.h"
 
@@ -112,7 +116,40 @@ torch::Tensor compute_prefix_outputs_sharded(nn::NetworkImpl& net, const RowSour
   const RowRange mine = shard_rows(images.size(), group.rank(), group.world_size());
   torch::Tensor share = compute_prefix_outputs(net, images.narrow(mine.begin, mine.size()), prefix, device,
                                                batch_size, what);
-  return group.allgather_rows(share);
+  // Large features of ranks that share one machine go into one file they all
+  // map (one copy in the page cache) instead of a gathered copy in each rank.
+  std::string shape;
+  if (share.size(0) > 0) shape = fmt::format("{}", fmt::join(share.sizes().slice(1), ","));
+  std::vector<int64_t> sizes = {images.size()};
+  for (const std::string& s : group.allgather_bytes(shape)) {
+    if (s.empty() || sizes.size() > 1) continue;
+    std::istringstream dims(s);
+    for (std::string d; std::getline(dims, d, ',');) sizes.push_back(std::stoll(d));
+  }
+  uint64_t bytes = static_cast<uint64_t>(share.element_size());
+  for (int64_t d : sizes) bytes *= static_cast<uint64_t>(d);
+  const CacheTeam team = cache_team(group);
+  const bool one_machine = team.local_count == group.world_size();
+  const auto cpu = group.allgather_bytes(share.device().is_cpu() ? "1" : "0");
+  const bool all_cpu = std::all_of(cpu.begin(), cpu.end(), [](const std::string& c) { return c == "1"; });
+  if (!one_machine || !all_cpu || bytes <= largest_in_memory_features_bytes()) return group.allgather_rows(share);
+
+  const std::filesystem::path folder = default_data_cache_policy().folder();
+  const std::string made = group.is_main() ? (folder / partial_name("features")).string() : "";
+  torch::Tensor all;
+  if (group.is_main()) all = shared_file_tensor(made, sizes, share.scalar_type(), /*create=*/true);
+  const std::string path = group.allgather_bytes(made)[0];
+  if (!group.is_main()) all = shared_file_tensor(path, sizes, share.scalar_type(), /*create=*/false);
+  if (mine.size() > 0) all.narrow(0, mine.begin, mine.size()).copy_(share);
+  share = torch::Tensor();
+  group.barrier();  // every rank has mapped it and written its rows
+  if (group.is_main()) {
+    std::error_code ec;
+    std::filesystem::remove(path, ec);
+    log::infof("the features of the {} ({:.2f} GB) are in one file under {} that the {} ranks map", what,
+               bytes / 1e9, folder.string(), group.world_size());
+  }
+  return all;
 }
 
 EvalResult sum_evaluations(const EvalResult& local, int64_t num_classes, Collective& group) {

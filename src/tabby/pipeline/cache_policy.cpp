@@ -44,6 +44,19 @@ void set_default_data_cache_policy(const DataCachePolicy& policy) {
   policy_set = policy;
 }
 
+uint64_t largest_in_memory_features_bytes() {
+  if (auto mb = env_setting("TABBY_FEATURES_IN_MEMORY_MB")) {
+    try {
+      size_t used = 0;
+      const long long v = std::stoll(*mb, &used);
+      if (used == mb->size() && v >= 0) return static_cast<uint64_t>(v) << 20;
+    } catch (const std::exception&) {
+    }
+    throw UsageError("TABBY_FEATURES_IN_MEMORY_MB must be a number of megabytes, not '" + *mb + "'");
+  }
+  return uint64_t{1} << 30;
+}
+
 uint64_t physical_memory_bytes() {
   const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
   return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 0;

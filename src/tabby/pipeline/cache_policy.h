@@ -53,6 +53,11 @@ CacheMode choose_cache_mode(CacheMode asked, uint64_t bytes, int copies, uint64_
 // nearest existing parent); UINT64_MAX when it cannot be told.
 uint64_t disk_free_bytes(const std::filesystem::path& dir);
 
+// Frozen-backbone features larger than this live in a file under the cache
+// folder (page cache) instead of private memory: TABBY_FEATURES_IN_MEMORY_MB,
+// default 1024.
+uint64_t largest_in_memory_features_bytes();
+
 // This machine's RAM in bytes (0 when unknown).
 uint64_t physical_memory_bytes();
 

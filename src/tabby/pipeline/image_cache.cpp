@@ -170,7 +170,8 @@ void add_failures(const std::string& json, std::vector<std::pair<int64_t, std::s
 
 // Decodes the dataset into the file `writer` holds: this process's share of the
 // files, then (leader) the file finished. Returns how long decoding took.
-double write_rows(const Dataset& dataset, const ImageCacheOptions& options, const std::string& key, RowsWriter& writer,
+// `writer` is null on a machine that does not build (its cache was there).
+double write_rows(const Dataset& dataset, const ImageCacheOptions& options, const std::string& key, RowsWriter* writer,
                   const CacheTeam* team, bool building, bool leader) {
   const int64_t n = static_cast<int64_t>(dataset.size());
   DecodedRange d;
@@ -179,7 +180,7 @@ double write_rows(const Dataset& dataset, const ImageCacheOptions& options, cons
     const int64_t index = team ? team->local_index : 0, count = team ? team->local_count : 1;
     begin = n * index / count;
     end = n * (index + 1) / count;
-    d = decode_rows(dataset, begin, end, [&](int64_t i) { return writer.row(i); }, options);
+    d = decode_rows(dataset, begin, end, [&](int64_t i) { return writer->row(i); }, options);
   }
   std::vector<std::pair<int64_t, std::string>> failures;
   if (team) {
@@ -199,9 +200,9 @@ double write_rows(const Dataset& dataset, const ImageCacheOptions& options, cons
       reasons.push_back(std::move(why));
     }
     if (static_cast<int64_t>(skipped.size()) == n) {
-      writer.abandon();  // nothing to keep; the caller reports it
+      writer->abandon();  // nothing to keep; the caller reports it
     } else {
-      writer.finish(key, skipped, reasons, dataset.source, options.crop_to_aspect);
+      writer->finish(key, skipped, reasons, dataset.source, options.crop_to_aspect);
     }
   }
   return d.seconds;
@@ -236,7 +237,11 @@ ImageCache build_on_disk(const Dataset& dataset, const ImageCacheOptions& option
     const auto have = team->allgather(found ? "1" : "0");
     building = have[team->machine_leader[team->rank]] == "0";
     const bool anyone_builds = std::any_of(have.begin(), have.end(), [](const std::string& h) { return h == "0"; });
-    if (!anyone_builds) return cache_from_rows(dataset, std::move(*found), 0, true);
+    if (!anyone_builds) {
+      if (!found) found = open_rows(dir, key, n, options.height, options.width, &problem);
+      if (!found) throw Error("the disk cache " + key + " in " + dir.string() + " vanished while the ranks opened it");
+      return cache_from_rows(dataset, std::move(*found), 0, true);
+    }
   } else if (found) {
     return cache_from_rows(dataset, std::move(*found), 0, true);
   }
@@ -268,7 +273,7 @@ ImageCache build_on_disk(const Dataset& dataset, const ImageCacheOptions& option
   }
   double seconds = 0;
   try {
-    seconds = write_rows(dataset, options, key, *writer, team, building, leader);
+    seconds = write_rows(dataset, options, key, writer ? &*writer : nullptr, team, building, leader);
   } catch (...) {
     if (writer && leader) writer->abandon();
     throw;

@@ -227,7 +227,7 @@ RowsWriter RowsWriter::create(const fs::path& dir, const std::string& key, int64
   ensure_directory(dir);
   RowsWriter w;
   w.dir_ = dir;
-  w.partial_ = dir / fmt::format("{}.{}.{}{}", key, rows_host_name(), static_cast<long>(::getpid()), kPartialSuffix);
+  w.partial_ = dir / partial_name(key);
   w.files_ = files;
   w.height_ = height;
   w.width_ = width;
@@ -431,6 +431,32 @@ std::vector<RowsFileInfo> list_rows_files(const fs::path& dir) {
   return out;
 }
 
+namespace {
+
+// Maps `fd` (closed here) shared and writable as a tensor of `sizes`.
+torch::Tensor map_tensor(int fd, const fs::path& path, const std::vector<int64_t>& sizes, torch::ScalarType dtype,
+                         bool reserve) {
+  uint64_t bytes = torch::elementSize(dtype);
+  for (int64_t s : sizes) bytes *= static_cast<uint64_t>(s);
+  const size_t length = std::max<uint64_t>(bytes, 1);
+  if (reserve) {
+    const int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(length));
+    if (rc != 0) {
+      ::close(fd);
+      throw Error(fmt::format("cannot reserve {:.1f} GB in {}: {}", length / 1e9, path.parent_path().string(),
+                              std::strerror(rc)),
+                  "free disk space, or point --cache-dir (or TABBY_CACHE_DIR) at a larger disk");
+    }
+  }
+  void* base = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  ::close(fd);  // the mapping keeps the file
+  if (base == MAP_FAILED) throw Error("cannot map " + path.string() + ": " + rows_errno_text());
+  return torch::from_blob(
+      base, sizes, [base, length](void*) { ::munmap(base, length); }, torch::TensorOptions().dtype(dtype));
+}
+
+}  // namespace
+
 torch::Tensor file_backed_tensor(const fs::path& dir, const std::vector<int64_t>& sizes, torch::ScalarType dtype) {
   ensure_directory(dir);
   std::string name = (dir / "scratch.XXXXXX").string();
@@ -440,20 +466,23 @@ torch::Tensor file_backed_tensor(const fs::path& dir, const std::vector<int64_t>
                 "point --cache-dir (or TABBY_CACHE_DIR) at a writable folder");
   }
   ::unlink(name.c_str());
-  uint64_t bytes = torch::elementSize(dtype);
-  for (int64_t s : sizes) bytes *= static_cast<uint64_t>(s);
-  const size_t length = std::max<uint64_t>(bytes, 1);
-  const int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(length));
-  if (rc != 0) {
-    ::close(fd);
-    throw Error(fmt::format("cannot reserve {:.1f} GB in {}: {}", length / 1e9, dir.string(), std::strerror(rc)),
-                "free disk space, or point --cache-dir (or TABBY_CACHE_DIR) at a larger disk");
+  return map_tensor(fd, name, sizes, dtype, /*reserve=*/true);
+}
+
+torch::Tensor shared_file_tensor(const fs::path& path, const std::vector<int64_t>& sizes, torch::ScalarType dtype,
+                                 bool create) {
+  if (create) ensure_directory(path.parent_path());
+  const int fd = create ? ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)
+                        : ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    throw Error("cannot " + std::string(create ? "create " : "open ") + path.string() + ": " + rows_errno_text(),
+                "point --cache-dir (or TABBY_CACHE_DIR) at a writable folder");
   }
-  void* base = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  ::close(fd);  // the mapping keeps the file
-  if (base == MAP_FAILED) throw Error("cannot map a scratch file in " + dir.string() + ": " + rows_errno_text());
-  return torch::from_blob(
-      base, sizes, [base, length](void*) { ::munmap(base, length); }, torch::TensorOptions().dtype(dtype));
+  return map_tensor(fd, path, sizes, dtype, /*reserve=*/create);
+}
+
+std::string partial_name(const std::string& key) {
+  return fmt::format("{}.{}.{}{}", key, rows_host_name(), static_cast<long>(::getpid()), kPartialSuffix);
 }
 
 int remove_abandoned_partials(const fs::path& dir) {

@@ -123,6 +123,15 @@ std::vector<RowsFileInfo> list_rows_files(const fs::path& dir);
 // features for a big dataset, kept in the page cache instead of private memory.
 torch::Tensor file_backed_tensor(const fs::path& dir, const std::vector<int64_t>& sizes, torch::ScalarType dtype);
 
+// The same in a named file several processes map (the ranks of one machine):
+// `create` makes it (zero-filled, sized for `sizes`), otherwise it is opened.
+// Whoever made it removes the name once every process has mapped it.
+torch::Tensor shared_file_tensor(const fs::path& path, const std::vector<int64_t>& sizes, torch::ScalarType dtype,
+                                 bool create);
+
+// "<key>.<host>.<pid>.partial": the name this process writes `key` under.
+std::string partial_name(const std::string& key);
+
 // Removes the .partial files whose writer is gone (on this host); returns how many.
 int remove_abandoned_partials(const fs::path& dir);
 

@@ -9,10 +9,6 @@
 
 namespace tabby {
 
-namespace {
-// Features larger than this go to a file-backed tensor (see compute_prefix_outputs).
-constexpr uint64_t kFileBackedFeatureBytes = uint64_t{1} << 30;
-}  // namespace
 
 EvalResult evaluate_network(nn::NetworkImpl& net, BatchLoader& loader, size_t first_layer, bool keep_outputs,
                             Precision precision) {
@@ -81,7 +77,7 @@ torch::Tensor compute_prefix_outputs(nn::NetworkImpl& net, const RowSource& imag
       std::vector<int64_t> sizes = part.sizes().vec();
       sizes[0] = n;
       const uint64_t bytes = static_cast<uint64_t>(part[0].numel()) * part.element_size() * static_cast<uint64_t>(n);
-      if (part.device().is_cpu() && bytes > kFileBackedFeatureBytes) {
+      if (part.device().is_cpu() && bytes > largest_in_memory_features_bytes()) {
         out = file_backed_tensor(default_data_cache_policy().folder(), sizes, part.scalar_type());
         log::infof("the features of the {} ({:.2f} GB) are kept in a file under {} (page cache, not private memory)",
                    what, bytes / 1e9, default_data_cache_policy().folder().string());
