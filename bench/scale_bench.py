@@ -70,7 +70,12 @@ launcher together at 0.33–0.34 GiB. So at 100,000 photos the data's share of p
 kernel), the difference being the per-file metadata (paths, labels, the epoch's order: about 0.4 KB a file)
 that each rank keeps for itself. The 10,000-photo rows with 2 ranks: `auto` chose disk there since ranks
 that each hold a set in memory also gather it from one another; before that rule the same run in memory
-peaked at 8.62 GiB of RssAnon (two ranks, 1.5 GB of images)."""
+peaked at 8.62 GiB of RssAnon (two ranks, 1.5 GB of images).
+
+Large folders, `tabby inspect DIR --json` on the same folders (header probes of every file on 2 threads;
+`/usr/bin/time -v`, after this run): 10,000 files 0.59 s and 185 MB peak RSS, 100,000 files 2.55 s and
+303 MB, 1,000,000 files 24.3 s and 1.47 GB: time linear in the files, memory about 1.3 KB a file over a
+fixed 170 MB, and none of it pixels."""
 
 
 def log(msg):
