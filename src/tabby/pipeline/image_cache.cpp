@@ -168,6 +168,22 @@ void add_failures(const std::string& json, std::vector<std::pair<int64_t, std::s
   for (const auto& f : nlohmann::json::parse(json)) into.emplace_back(f.at(0).get<int64_t>(), f.at(1).get<std::string>());
 }
 
+// The files that did not decode, in dataset order, and why.
+struct Failures {
+  std::vector<int64_t> indices;
+  std::vector<std::string> reasons;
+};
+
+Failures sorted_failures(std::vector<std::pair<int64_t, std::string>> failures) {
+  std::sort(failures.begin(), failures.end());
+  Failures f;
+  for (auto& [i, why] : failures) {
+    f.indices.push_back(i);
+    f.reasons.push_back(std::move(why));
+  }
+  return f;
+}
+
 // Decodes the dataset into the file `writer` holds: this process's share of the
 // files, then (leader) the file finished. Returns how long decoding took.
 // `writer` is null on a machine that does not build (its cache was there).
@@ -192,17 +208,11 @@ double write_rows(const Dataset& dataset, const ImageCacheOptions& options, cons
     add_failures(failures_json(d, begin), failures);
   }
   if (building && leader) {
-    std::sort(failures.begin(), failures.end());
-    std::vector<int64_t> skipped;
-    std::vector<std::string> reasons;
-    for (auto& [i, why] : failures) {
-      skipped.push_back(i);
-      reasons.push_back(std::move(why));
-    }
-    if (static_cast<int64_t>(skipped.size()) == n) {
+    const Failures f = sorted_failures(std::move(failures));
+    if (static_cast<int64_t>(f.indices.size()) == n) {
       writer->abandon();  // nothing to keep; the caller reports it
     } else {
-      writer->finish(key, skipped, reasons, dataset.source, options.crop_to_aspect);
+      writer->finish(key, f.indices, f.reasons, dataset.source, options.crop_to_aspect);
     }
   }
   return d.seconds;
@@ -320,18 +330,12 @@ ImageCache build_streamed(const Dataset& dataset, const ImageCacheOptions& optio
   } else {
     add_failures(failures_json(d, begin), failures);
   }
-  std::sort(failures.begin(), failures.end());
-  std::vector<int64_t> skipped;
-  std::vector<std::string> reasons;
-  for (auto& [i, why] : failures) {
-    skipped.push_back(i);
-    reasons.push_back(std::move(why));
-  }
+  const Failures f = sorted_failures(std::move(failures));
   ImageCache cache;
   cache.class_names = dataset.class_names;
   cache.seconds = d.seconds;
   cache.storage = CacheMode::none;
-  fill_rows_metadata(cache, dataset, skipped, reasons);
+  fill_rows_metadata(cache, dataset, f.indices, f.reasons);
   if (cache.paths.empty() && options.allow_empty) return empty_cache(dataset, options);
   if (cache.paths.empty()) nothing_decoded(cache, dataset);
   auto files = std::make_shared<StreamedImages>();
