@@ -155,12 +155,19 @@ ImageCache build_in_memory(const Dataset& dataset, const ImageCacheOptions& opti
   return cache;
 }
 
-// One rank's (or the only process's) failures as JSON: [[index, reason], ...].
+// The files of `d` (starting at dataset index `begin`) that did not decode, and why.
+std::vector<std::pair<int64_t, std::string>> failures_of(const DecodedRange& d, int64_t begin) {
+  std::vector<std::pair<int64_t, std::string>> out;
+  for (size_t k = 0; k < d.ok.size(); ++k) {
+    if (!d.ok[k]) out.emplace_back(begin + static_cast<int64_t>(k), d.reasons[k]);
+  }
+  return out;
+}
+
+// The same as JSON, [[index, reason], ...], for the other ranks.
 std::string failures_json(const DecodedRange& d, int64_t begin) {
   nlohmann::json j = nlohmann::json::array();
-  for (size_t k = 0; k < d.ok.size(); ++k) {
-    if (!d.ok[k]) j.push_back({begin + static_cast<int64_t>(k), d.reasons[k]});
-  }
+  for (const auto& [i, why] : failures_of(d, begin)) j.push_back({i, why});
   return j.dump();
 }
 
@@ -205,7 +212,7 @@ double write_rows(const Dataset& dataset, const ImageCacheOptions& options, cons
       if (team->machine_leader[r] == team->machine_leader[team->rank]) add_failures(all[r], failures);
     }
   } else {
-    add_failures(failures_json(d, begin), failures);
+    failures = failures_of(d, begin);
   }
   if (building && leader) {
     const Failures f = sorted_failures(std::move(failures));
@@ -328,7 +335,7 @@ ImageCache build_streamed(const Dataset& dataset, const ImageCacheOptions& optio
   if (team) {
     for (const std::string& part : team->allgather(failures_json(d, begin))) add_failures(part, failures);
   } else {
-    add_failures(failures_json(d, begin), failures);
+    failures = failures_of(d, begin);
   }
   const Failures f = sorted_failures(std::move(failures));
   ImageCache cache;
