@@ -45,9 +45,9 @@
 #include "tabby/config/model_spec.h"
 #include "tabby/config/train_options.h"
 #include "tabby/nn/network.h"
-#include "tabby/train/device.h"
+#include "tabby/inference/device.h"
 #include "tabby/train/optimizer.h"
-#include "tabby/train/precision.h"
+#include "tabby/inference/precision.h"
 #include "tabby/util/enum_names.h"
 #include "tabby/util/error.h"
 

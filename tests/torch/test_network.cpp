@@ -10,6 +10,7 @@
 
 #include "tabby/config/model_spec.h"
 #include "tabby/nn/network.h"
+#include "tabby/train/criterion.h"
 #include "tabby/util/error.h"
 
 namespace tabby::nn {
@@ -86,8 +87,8 @@ TEST(Network, BinaryModeIsOneSigmoidUnitWithBinaryCrossEntropy) {
   auto z = logits.view({-1}).to(torch::kFloat64);
   auto bce = -(y * torch::log(torch::sigmoid(z)) + (1 - y) * torch::log(1 - torch::sigmoid(z)));
   ASSERT_TRUE(torch::isfinite(bce).all().item<bool>()) << z;
-  EXPECT_TRUE(torch::allclose(net->per_sample_loss(logits, labels).to(torch::kFloat64), bce, 1e-4, 1e-5));
-  EXPECT_NEAR(net->loss(logits, labels).item<double>(), bce.mean().item<double>(), 1e-4);
+  EXPECT_TRUE(torch::allclose(tabby::criterion_for(*net).per_sample(logits, labels).to(torch::kFloat64), bce, 1e-4, 1e-5));
+  EXPECT_NEAR(tabby::criterion_for(*net).mean(logits, {labels}).item<double>(), bce.mean().item<double>(), 1e-4);
   EXPECT_TRUE(torch::equal(net->predicted_classes(logits), (p > 0.5).to(torch::kLong)));
 }
 
@@ -109,8 +110,8 @@ TEST(Network, SoftmaxHeadTrainsOnLogitsWithCrossEntropy) {
   auto labels = torch::tensor({0, 2, 1, 2, 0}, torch::kLong);
   auto log_probs = torch::log_softmax(logits.to(torch::kFloat64), 1);
   auto ce = -log_probs.gather(1, labels.view({-1, 1})).view({-1});
-  EXPECT_TRUE(torch::allclose(net->per_sample_loss(logits, labels).to(torch::kFloat64), ce, 1e-5, 1e-6));
-  EXPECT_NEAR(net->loss(logits, labels).item<double>(), ce.mean().item<double>(), 1e-5);
+  EXPECT_TRUE(torch::allclose(tabby::criterion_for(*net).per_sample(logits, labels).to(torch::kFloat64), ce, 1e-5, 1e-6));
+  EXPECT_NEAR(tabby::criterion_for(*net).mean(logits, {labels}).item<double>(), ce.mean().item<double>(), 1e-5);
   EXPECT_TRUE(torch::equal(net->predicted_classes(logits), logits.argmax(1)));
 
   // A head that declares no activation is read as logits too.

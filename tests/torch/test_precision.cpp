@@ -13,7 +13,7 @@
 #include "support/test_support.h"
 #include "support/image_encode.h"
 #include "tabby/image/image.h"
-#include "tabby/train/precision.h"
+#include "tabby/inference/precision.h"
 #include "tabby/util/error.h"
 #include "tabby/util/fs.h"
 

@@ -15,7 +15,7 @@
 #include "tabby/run/run_files.h"
 #include "tabby/train/checkpoint.h"
 #include "tabby/train/optimizer.h"
-#include "tabby/train/run.h"
+#include "tabby/inference/saved_run.h"
 #include "tabby/train/run_writer.h"
 #include "tabby/util/fs.h"
 

@@ -11,9 +11,10 @@
 #include "tabby/image/decode.h"
 #include "tabby/image/resize.h"
 #include "tabby/nn/network.h"
-#include "tabby/train/device.h"
-#include "tabby/train/precision.h"
-#include "tabby/train/run.h"
+#include "tabby/inference/device.h"
+#include "tabby/inference/precision.h"
+#include "tabby/inference/saved_run.h"
+#include "tabby/inference/tta.h"
 #include "tabby/util/error.h"
 #include "tabby/util/fs.h"
 #include "tabby/util/settings.h"
@@ -28,6 +29,7 @@ struct Classifier::Impl {
   int height = 0, width = 0;
   bool crop = false;
   Precision precision = Precision::fp32;
+  Tta tta = Tta::none;
   std::mutex lock;  // one forward pass at a time
 
   // x is (N,3,H,W) float in [0,255] on the CPU -> (N,C) probabilities, row-major.
@@ -37,7 +39,7 @@ struct Classifier::Impl {
     torch::Tensor logits;
     {
       AutocastScope autocast(precision, device);
-      logits = net->forward(x.to(device));
+      logits = forward_with_tta(*net, x.to(device), 0, tta);
     }
     const auto probs = net->probabilities(logits.to(torch::kFloat32)).to(torch::kCPU).contiguous();
     return {probs.data_ptr<float>(), probs.data_ptr<float>() + probs.numel()};
@@ -102,6 +104,7 @@ Classifier Classifier::load(const fs::path& run_dir, const ClassifierOptions& op
   auto impl = std::make_shared<Impl>();
   impl->device = resolve_device(options.device);
   impl->precision = inference_precision(options.precision, impl->device);
+  impl->tta = parse_tta(options.tta);
   LoadedRun run = load_run(run_dir, impl->device);
   const RunSettings& s = run.settings();
   impl->name = run.model.name;
@@ -126,6 +129,7 @@ Classifier Classifier::pretrained(const std::string& model, const std::string& w
   auto impl = std::make_shared<Impl>();
   impl->device = resolve_device(options.device);
   impl->precision = inference_precision(options.precision, impl->device);
+  impl->tta = parse_tta(options.tta);
   impl->name = spec.name;
   impl->classes = read_lines(classes_file.empty() ? find_imagenet_classes() : classes_file);
   impl->height = impl->width = image_size;

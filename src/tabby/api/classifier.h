@@ -46,6 +46,8 @@ struct ClassifierOptions {
   // CPUs with AVX512-BF16 or AMX, slower on other CPUs; probabilities differ from
   // fp32's in the second or third decimal), or auto (bf16 on CUDA, fp32 on the CPU).
   std::string precision = "fp32";
+  // Test-time augmentation: none, or flip (the mirror's logits averaged in; twice the compute).
+  std::string tta = "none";
 };
 
 class Classifier {

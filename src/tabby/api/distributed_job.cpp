@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "tabby/train/device.h"
+#include "tabby/inference/device.h"
 #include "tabby/util/error.h"
 #include "tabby/util/log.h"
 #include "tabby/util/threads.h"

@@ -8,8 +8,8 @@
 #include "tabby/api/train_job.h"
 #include "tabby/pipeline/batch_loader.h"
 #include "tabby/train/collapse.h"
-#include "tabby/train/device.h"
-#include "tabby/train/run.h"
+#include "tabby/inference/device.h"
+#include "tabby/inference/saved_run.h"
 #include "tabby/util/error.h"
 
 namespace tabby {
@@ -110,6 +110,7 @@ std::string EvaluateOutcome::to_text() const {
 
 EvaluateOutcome run_evaluate_job(const EvaluateJob& job) {
   configure_threads(job.threads);
+  const Tta tta = parse_tta(job.tta);
   const torch::Device device = resolve_device(job.device);
   LoadedRun run = load_run(job.run, device, job.weights);
   const RunSettings& s = run.settings();
@@ -118,7 +119,7 @@ EvaluateOutcome run_evaluate_job(const EvaluateJob& job) {
       build_image_cache(data, ImageCacheOptions::model_input(s.height, s.width, s.crop_to_aspect, "evaluation images"));
   const int64_t batch = job.batch_size > 0 ? job.batch_size : s.train.batch_size;
   BatchLoader loader(cache.rows(), cache.labels, LoaderOptions::in_order(batch, device));
-  EvalResult r = evaluate_network(*run.net, loader, 0, /*keep_outputs=*/true);
+  EvalResult r = evaluate_network(*run.net, loader, 0, /*keep_outputs=*/true, Precision::fp32, tta);
   EvaluateOutcome out = summarize_evaluation(r, s.class_names, cache.paths, job.top_losses);
   out.skipped = cache.skipped;
   out.data_source = data.source;

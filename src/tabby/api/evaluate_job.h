@@ -12,7 +12,7 @@
 
 #include "tabby/metrics/classification.h"
 #include "tabby/pipeline/image_cache.h"
-#include "tabby/train/evaluate.h"
+#include "tabby/inference/evaluate.h"
 
 namespace tabby {
 
@@ -25,6 +25,7 @@ struct EvaluateJob {
   int threads = 0;
   int top_losses = 5;          // most confidently wrong images to list
   std::string weights = "weights.safetensors";
+  std::string tta = "none";    // inference/tta.h
 };
 
 struct Mistake {

@@ -13,7 +13,7 @@
 #include "tabby/api/train_job.h"
 #include "tabby/report/number_format.h"
 #include "tabby/run/history.h"
-#include "tabby/train/run.h"
+#include "tabby/inference/saved_run.h"
 #include "tabby/dataset/csv.h"
 #include "tabby/util/error.h"
 #include "tabby/util/fs.h"

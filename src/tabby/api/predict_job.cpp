@@ -82,7 +82,7 @@ PredictOutcome run_predict_job(const PredictJob& job) {
   if (job.batch_size < 1) throw UsageError("--batch-size must be at least 1");
   if (job.threshold < 0 || job.threshold > 1) throw UsageError("--threshold must be between 0 and 1");
   const std::vector<fs::path> files = collect_image_files(job.inputs);
-  const ClassifierOptions options{job.device, job.threads, job.precision};
+  const ClassifierOptions options{job.device, job.threads, job.precision, job.tta};
   const Classifier c = job.run.empty() ? Classifier::pretrained(job.model, job.weights, job.classes_file,
                                                                 static_cast<int>(job.image_size), options)
                                        : Classifier::load(job.run, options);

@@ -26,6 +26,7 @@ struct PredictJob {
   int64_t batch_size = 32;
   int threads = 0;
   std::string precision = "fp32";     // fp32, bf16 or auto (ClassifierOptions)
+  std::string tta = "none";           // none or flip (ClassifierOptions)
 };
 
 struct Prediction {

@@ -14,7 +14,7 @@
 #include "tabby/report/metrics_html.h"
 #include "tabby/report/number_format.h"
 #include "tabby/train/collapse.h"
-#include "tabby/train/run.h"
+#include "tabby/inference/saved_run.h"
 #include "tabby/util/error.h"
 #include "tabby/util/fs.h"
 #include "tabby/util/log.h"

@@ -3,16 +3,22 @@
 #include <c10/util/Exception.h>
 #include <fmt/format.h>
 
+#include <cmath>
+
+#include "tabby/config/augment_spec.h"
+#include "tabby/report/chart.h"
 #include "tabby/config/model_spec.h"
+#include "tabby/config/recipes.h"
 #include "tabby/distributed/shard.h"
 #include "tabby/nn/network.h"
 #include "tabby/nn/summary.h"
 #include "tabby/pipeline/batch_loader.h"
 #include "tabby/pipeline/image_cache.h"
-#include "tabby/train/device.h"
-#include "tabby/train/precision.h"
+#include "tabby/inference/device.h"
+#include "tabby/inference/precision.h"
 #include "tabby/train/run.h"
 #include "tabby/util/fs.h"
+#include "tabby/util/json_fields.h"
 #include "tabby/util/error.h"
 #include "tabby/util/log.h"
 #include "tabby/util/progress.h"
@@ -302,26 +308,76 @@ TrainOutcome train_recording_failure(const Prepared& p, const std::filesystem::p
   }
 }
 
+// A model file's [train] image_size: N or [H, W], each from 8 to 4096.
+std::pair<int64_t, int64_t> train_table_image_size(const ModelSpec& model) {
+  const nlohmann::json& v = model.train["image_size"];
+  const std::string where = model.source + " [train]";
+  auto side = [&](const nlohmann::json& n) {
+    const auto x = json_fields::as<int64_t>(n, "image_size", where);
+    if (x < 8 || x > 4096) throw Error(where + ": `image_size` must be between 8 and 4096, got " + std::to_string(x));
+    return x;
+  };
+  if (v.is_array() && v.size() == 2) return {side(v[0]), side(v[1])};
+  if (v.is_number_integer()) return {side(v), side(v)};
+  throw Error(where + ": `image_size` must be an integer N or a list [H, W], got " + v.dump());
+}
+
 // Image size: the flag, else the model file's [train] image_size, else a default.
 void choose_image_size(RunSettings& s, const ModelSpec& model, const TrainJob& job) {
-  int64_t size_default = model.backbone_index() ? 224 : 180;
-  if (model.train.contains("image_size") && model.train["image_size"].is_number_integer()) {
-    size_default = model.train["image_size"].get<int64_t>();
+  std::pair<int64_t, int64_t> size_default{180, 180};
+  if (model.backbone_index()) size_default = {224, 224};
+  if (model.train.contains("image_size")) size_default = train_table_image_size(model);
+  if (job.image_height) {
+    s.height = *job.image_height;
+    s.width = job.image_width.value_or(s.height);
+  } else {
+    s.height = size_default.first;
+    s.width = size_default.second;
   }
-  s.height = job.image_height.value_or(size_default);
-  s.width = job.image_width.value_or(s.height);
-  s.crop_to_aspect = job.crop_to_aspect || model.train.value("crop_to_aspect", false);
+  if (model.train.contains("crop_to_aspect")) {
+    s.crop_to_aspect = json_fields::as<bool>(model.train["crop_to_aspect"], "crop_to_aspect", model.source + " [train]");
+  }
+  s.crop_to_aspect = s.crop_to_aspect || job.crop_to_aspect;
+}
+
+// What a recipe asks of the model's backbone (a flag the user gave wins).
+void apply_recipe_to_model(ModelSpec& model, const Recipe& recipe, const TrainJob& job) {
+  const auto idx = model.backbone_index();
+  if (!idx) {
+    if (recipe.needs_backbone) {
+      throw UsageError("--recipe " + recipe.name + " fine-tunes a pretrained backbone; '" + model.name +
+                           "' has none",
+                       "use --model mobilenet_v2 (or another backbone), or --recipe scratch");
+    }
+    return;
+  }
+  LayerSpec& bb = model.layers[*idx];
+  if (recipe.backbone_trainable && !job.freeze_backbone) {
+    bb.params["trainable"] = *recipe.backbone_trainable;
+    bb.params["bn_inference"] = recipe.bn_inference;
+  }
 }
 
 // The model and settings a job names, checked before any data is read.
 void resolve_settings(Prepared& p, const TrainJob& job) {
   p.model = resolve_model(job.model);
   apply_backbone_overrides(p.model, job);
+  const Recipe* recipe = job.recipe.empty() ? nullptr : &find_recipe(job.recipe);
+  if (recipe) apply_recipe_to_model(p.model, *recipe, job);
   RunSettings& s = p.settings;
   s.model_name = p.model.name;
   apply_train_table(s.train, p.model.train, p.model.source + " [train]");
+  if (recipe) {
+    apply_train_table(s.train, recipe->train, "recipe " + recipe->name);
+    s.train.recipe = recipe->name;
+    log::infof("recipe {}: {}; settings {}", recipe->name, recipe->description, recipe->train.dump());
+  }
   apply_train_table(s.train, job.train_overrides, "command line");
   validate(s.train);
+  if (!s.train.augment.empty()) {
+    replace_augmentation(p.model, s.train.augment == "none" ? std::vector<LayerSpec>{}
+                                                            : parse_augment_spec(s.train.augment));
+  }
   choose_image_size(s, p.model, job);
   s.device = job.device;
   configure_threads(job.threads > 0 ? job.threads : s.train.threads);
@@ -370,6 +426,67 @@ TrainOutcome run_train_job(const TrainJob& job) {
     log::infof("run folder: {}", job.out.string());
   }
   return train_recording_failure(p, job.out, /*resume=*/false, job.stop_after_epochs);
+}
+
+namespace {
+
+void write_lr_find_files(const std::filesystem::path& out, const LrFindResult& r, const std::string& model,
+                         LrFindOutcome& outcome) {
+  ensure_directory(out);
+  std::string csv = "step,lr,loss,smoothed_loss\n";
+  for (size_t i = 0; i < r.lrs.size(); ++i) {
+    csv += fmt::format("{},{:.6e},{:.6f},{:.6f}\n", i, r.lrs[i], r.losses[i], r.smoothed[i]);
+  }
+  write_file_atomic(out / "lr_find.csv", csv);
+  const nlohmann::json j = {{"model", model},
+                            {"suggested_lr", r.suggested_lr},
+                            {"minimum_lr", r.minimum_lr},
+                            {"steepest_lr", r.steepest_lr},
+                            {"valley_lr", r.valley_lr},
+                            {"diverged", r.diverged},
+                            {"steps", r.lrs.size()}};
+  write_file_atomic(out / "lr_find.json", j.dump(2) + "\n");
+  if (!report::charts_available()) return;
+  report::LineChart chart;
+  chart.title = "Learning-rate range test: " + model;
+  chart.subtitle = fmt::format("suggested {:.1e}: the middle of the longest fall; lowest loss at {:.1e}",
+                               r.suggested_lr, r.minimum_lr);
+  chart.x_label = "log10 learning rate";
+  chart.y_label = "training loss (smoothed)";
+  report::Series loss;
+  loss.label = "loss";
+  loss.y = r.smoothed;
+  for (double lr : r.lrs) loss.x.push_back(std::log10(lr));
+  // The axis ends a little above the starting loss: the divergence at the end would flatten the rest.
+  const double low = *std::min_element(r.smoothed.begin(), r.smoothed.end());
+  const double high = std::min(*std::max_element(r.smoothed.begin(), r.smoothed.end()), 1.25 * r.smoothed.front());
+  chart.y_min = low - 0.05 * (high - low);
+  chart.y_max = high;
+  report::Series marker;
+  marker.label = "suggested";
+  marker.x = {std::log10(r.suggested_lr), std::log10(r.suggested_lr)};
+  marker.y = {low, high};
+  marker.dashed = true;
+  chart.series = {loss, marker};
+  outcome.chart = out / "lr_find.png";
+  report::render_line_chart(chart, outcome.chart);
+}
+
+}  // namespace
+
+LrFindOutcome run_lr_find_job(const TrainJob& job, const LrFindOptions& find) {
+  if (job.out.empty()) throw UsageError("--out is required: the folder for the curve and its chart");
+  Prepared p;
+  resolve_settings(p, job);
+  resolve_job_data(p, job);
+  log::infof("lr-find: {} on {} images, learning rate {:.0e} to {:.0e} over {} steps", p.model.name,
+             p.data.train.size(), find.start_lr, find.end_lr, find.steps);
+  const ImageCache train = decode_split(p.data.train, p, "training images");
+  nn::Network net = build_network(p, /*resume=*/false);
+  LrFindOutcome outcome;
+  outcome.result = find_learning_rate(*net, train, p.settings.train, p.device, find);
+  write_lr_find_files(job.out, outcome.result, p.model.name, outcome);
+  return outcome;
 }
 
 std::optional<TrainOutcome> finished_run(const std::filesystem::path& run_dir) {

@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+
+#include "tabby/train/lr_finder.h"
 #include <optional>
 #include <string>
 
@@ -13,7 +15,7 @@
 #include "tabby/config/train_options.h"
 #include "tabby/distributed/collective.h"
 #include "tabby/run/run_record.h"
-#include "tabby/train/evaluate.h"
+#include "tabby/inference/evaluate.h"
 #include "tabby/train/trainer.h"
 
 namespace tabby {
@@ -24,6 +26,7 @@ struct TrainJob {
   std::optional<int64_t> image_height, image_width;
   bool crop_to_aspect = false;
   nlohmann::json train_overrides = nlohmann::json::object();  // [train] keys given as flags
+  std::string recipe;                // config/recipes.h; empty: none
   // Backbone overrides (flags): weights "imagenet"/"none"/FILE, freezing, top.
   std::optional<std::string> weights;
   std::optional<bool> freeze_backbone;
@@ -60,6 +63,15 @@ TrainOutcome resume_train_job(const std::filesystem::path& run_dir, const std::s
 // when `run_dir` is not a run. Lets `train --resume` of a finished run (killed
 // while it wrote its report, say) succeed with nothing to do.
 std::optional<TrainOutcome> finished_run(const std::filesystem::path& run_dir);
+
+// The learning-rate range test (train/lr_finder.h) on the model and training
+// data `job` names, with its options and recipe; writes the curve to
+// `out`/lr_find.csv, lr_find.json and (with cairo) lr_find.png.
+struct LrFindOutcome {
+  LrFindResult result;
+  std::filesystem::path chart;  // empty without cairo
+};
+LrFindOutcome run_lr_find_job(const TrainJob& job, const LrFindOptions& find);
 
 // Sets LibTorch's intra-op threads (0: all cores) and returns the count used.
 int configure_threads(int threads);

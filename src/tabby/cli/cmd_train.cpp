@@ -7,6 +7,8 @@
 #include "tabby/api/report_job.h"
 #include "tabby/api/train_job.h"
 #include "tabby/cli/commands.h"
+#include "tabby/cli/train_option_flags.h"
+#include "tabby/config/recipes.h"
 #include "tabby/launch/local_launcher.h"
 #include "tabby/util/error.h"
 #include "tabby/util/log.h"
@@ -61,22 +63,9 @@ struct TrainFlags {
   std::string image_size;
   std::string resume;
   bool freeze = false, include_top = false, json = false, no_report = false;
-  // Flags that override [train] keys; only the ones given are applied.
-  int epochs = 0;
-  int64_t batch_size = 0;
-  std::string optimizer;
-  double lr = 0, momentum = -1, weight_decay = -1;
-  uint64_t seed = 0;
-  int fine_tune_last = 0, fine_tune_epochs = 0;
-  double fine_tune_lr = 0;
-  bool early_stopping = false, reduce_lr = false;
-  std::string monitor;
-  int patience = -1;
-  double min_delta = -1;
-  bool no_restore = false;
-  double reduce_factor = 0, min_lr = -1;
-  int reduce_patience = -1;
-  std::string keep, feature_cache, channels_last, precision;
+  // Flags of the training options; only the ones given are applied.
+  std::unique_ptr<TrainOptionFlags> options;
+  std::string recipe;
   // Data parallel
   bool distributed = false;
   int nproc_per_node = 0;
@@ -119,42 +108,6 @@ std::optional<TrainOutcome> finished(const std::string& run, Collective* group) 
   if (group->broadcast_bytes(done ? "1" : "0") == "0") return std::nullopt;
   if (!done) done = TrainOutcome{};
   return done;
-}
-
-// The [train] keys the flags given set; flags of a callback that were given
-// without it switch it on, as its own flag would.
-nlohmann::json train_overrides(const TrainFlags& f, const CLI::App& app) {
-  nlohmann::json t = nlohmann::json::object();
-  if (app.count("--epochs")) t["epochs"] = f.epochs;
-  if (app.count("--batch-size")) t["batch_size"] = f.batch_size;
-  if (app.count("--lr")) t["lr"] = f.lr;
-  if (app.count("--momentum")) t["momentum"] = f.momentum;
-  if (app.count("--weight-decay")) t["weight_decay"] = f.weight_decay;
-  if (app.count("--seed")) t["seed"] = f.seed;
-  if (app.count("--fine-tune-last")) t["fine_tune_last"] = f.fine_tune_last;
-  if (app.count("--fine-tune-epochs")) t["fine_tune_epochs"] = f.fine_tune_epochs;
-  if (app.count("--fine-tune-lr")) t["fine_tune_lr"] = f.fine_tune_lr;
-  if (app.count("--optimizer")) t["optimizer"] = f.optimizer;
-  if (app.count("--keep")) t["keep"] = f.keep;
-  if (app.count("--feature-cache")) t["feature_cache"] = f.feature_cache;
-  if (app.count("--channels-last")) t["channels_last"] = f.channels_last;
-  if (app.count("--precision")) t["precision"] = f.precision;
-  if (f.early_stopping || app.count("--patience") || app.count("--monitor") || app.count("--min-delta") || f.no_restore) {
-    nlohmann::json es = {{"enabled", true}};
-    if (app.count("--monitor")) es["monitor"] = f.monitor;
-    if (app.count("--patience")) es["patience"] = f.patience;
-    if (app.count("--min-delta")) es["min_delta"] = f.min_delta;
-    if (f.no_restore) es["restore_best_weights"] = false;
-    t["early_stopping"] = es;
-  }
-  if (f.reduce_lr || app.count("--reduce-lr-factor") || app.count("--reduce-lr-patience") || app.count("--min-lr")) {
-    nlohmann::json rl = {{"enabled", true}};
-    if (app.count("--reduce-lr-factor")) rl["factor"] = f.reduce_factor;
-    if (app.count("--reduce-lr-patience")) rl["patience"] = f.reduce_patience;
-    if (app.count("--min-lr")) rl["min_lr"] = f.min_lr;
-    t["reduce_lr"] = rl;
-  }
-  return t;
 }
 
 void check_distributed_flags(const TrainFlags& f, const CLI::App& app) {
@@ -202,7 +155,8 @@ int train(TrainFlags& flags, const CLI::App& app) {
     }
     if (f->freeze) f->job.freeze_backbone = true;
     if (f->include_top) f->job.include_top = true;
-    f->job.train_overrides = train_overrides(*f, app);
+    f->job.train_overrides = f->options->given();
+    f->job.recipe = f->recipe;
     outcome = run_train_job(f->job);
   }
   if (!main_rank) return 0;  // rank 0 reports
@@ -249,56 +203,10 @@ Command add_train(CLI::App& root) {
   app->add_flag("--include-top", f->include_top, "Use the backbone's own classifier (torchvision's fine-tuning recipe)")
       ->group(g);
 
-  g = "Training";
-  app->add_option("--epochs", f->epochs, "Epochs (default: the model's, else 10)")->group(g);
-  app->add_option("--batch-size", f->batch_size, "Batch size (default 32)")->group(g);
-  app->add_option("--optimizer", f->optimizer, "adam, adamw or sgd (default adam)")->group(g);
-  app->add_option("--lr", f->lr, "Learning rate (default 0.001)")->group(g);
-  app->add_option("--momentum", f->momentum, "SGD momentum (default 0)")->group(g);
-  app->add_option("--weight-decay", f->weight_decay, "Weight decay (default 0; 0.01 for adamw)")->group(g);
-  app->add_option("--seed", f->seed, "Seed for splits, shuffling, augmentation and initialisation (default 1337)")
+  app->add_option("--recipe", f->recipe,
+                  "Settings bundled for a common case (see the README), under the flags given: " + recipe_names())
       ->group(g);
-  app->add_option("--fine-tune-last", f->fine_tune_last, "After the first phase, unfreeze the backbone's last N blocks")
-      ->group(g);
-  app->add_option("--fine-tune-epochs", f->fine_tune_epochs, "Epochs of the fine-tuning phase")->group(g);
-  app->add_option("--fine-tune-lr", f->fine_tune_lr, "Learning rate of the fine-tuning phase (default 1e-5)")->group(g);
-  app->add_option("--keep", f->keep,
-                  "Weights to keep at the end: last or best (the best epoch by val_accuracy, or by the model "
-                  "file's [train] best_monitor)")
-      ->group(g);
-  app->add_option("--feature-cache", f->feature_cache,
-                  "auto|on|off: compute a frozen backbone's features once (auto: when exact)")
-      ->group(g);
-  app->add_option("--channels-last", f->channels_last,
-                  "auto|on|off: channels-last memory layout for images and conv weights (auto: on)")
-      ->group(g);
-  app->add_option("--precision", f->precision,
-                  "auto|fp32|bf16|fp16: compute type of the forward pass (auto: bf16 on CUDA, fp32 on CPU; fp16 "
-                  "uses dynamic loss scaling, CUDA only)")
-      ->group(g);
-
-  g = "Callbacks";
-  app->add_flag("--early-stopping", f->early_stopping, "Stop when --monitor stops improving (restores the best weights)")
-      ->group(g);
-  app->add_option("--monitor", f->monitor,
-                  "Metric for early stopping: val_loss (default), val_accuracy, loss, accuracy (implies "
-                  "--early-stopping)")
-      ->group(g);
-  app->add_option("--patience", f->patience, "Early-stopping patience in epochs (default 3; implies --early-stopping)")
-      ->group(g);
-  app->add_option("--min-delta", f->min_delta,
-                  "Smallest change of --monitor that counts as an improvement (default 0; implies --early-stopping)")
-      ->group(g);
-  app->add_flag("--no-restore-best", f->no_restore,
-                "When early stopping ends training, keep the last weights instead of the best (implies "
-                "--early-stopping)")
-      ->group(g);
-  app->add_flag("--reduce-lr", f->reduce_lr, "Reduce the learning rate on a plateau of val_loss")->group(g);
-  app->add_option("--reduce-lr-factor", f->reduce_factor, "Factor for --reduce-lr (default 0.2; implies --reduce-lr)")
-      ->group(g);
-  app->add_option("--reduce-lr-patience", f->reduce_patience, "Patience for --reduce-lr (default 2; implies --reduce-lr)")
-      ->group(g);
-  app->add_option("--min-lr", f->min_lr, "Lower bound for --reduce-lr (default 0; implies --reduce-lr)")->group(g);
+  f->options = std::make_unique<TrainOptionFlags>(app);
 
   g = "Run";
   app->add_option("--out", f->job.out, "Run folder to write (model, weights, history, checkpoints)")->group(g);

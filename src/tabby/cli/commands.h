@@ -29,6 +29,7 @@ Command add_run(CLI::App& root);
 Command add_serve(CLI::App& root);
 Command add_export(CLI::App& root);
 Command add_cache(CLI::App& root);
+Command add_lr_find(CLI::App& root);
 
 // --cache auto|memory|disk and --cache-dir DIR (in `group`), for the commands that
 // decode datasets; given, they set the process's default_data_cache_policy().

@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
       tabby::cli::add_train(app), tabby::cli::add_evaluate(app), tabby::cli::add_predict(app),
       tabby::cli::add_summary(app), tabby::cli::add_demo(app), tabby::cli::add_inspect(app),
       tabby::cli::add_report(app), tabby::cli::add_run(app),     tabby::cli::add_serve(app),
-      tabby::cli::add_export(app),   tabby::cli::add_cache(app)};
+      tabby::cli::add_export(app),   tabby::cli::add_cache(app),   tabby::cli::add_lr_find(app)};
 
   // Global flags (--quiet) may also follow the command name.
   for (auto& c : commands) c.app->fallthrough();

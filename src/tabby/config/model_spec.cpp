@@ -296,6 +296,17 @@ const std::vector<std::string>& known_layer_types() {
   return types;
 }
 
+void replace_augmentation(ModelSpec& spec, std::vector<LayerSpec> augment) {
+  std::vector<LayerSpec> kept;
+  for (auto& l : spec.layers) {
+    if (!is_augmentation_layer(l.type)) kept.push_back(std::move(l));
+  }
+  for (auto& a : augment) a.name.clear();
+  kept.insert(kept.begin(), augment.begin(), augment.end());
+  spec.layers = std::move(kept);
+  assign_names(spec);
+}
+
 bool is_augmentation_layer(const std::string& type) {
   return type == "RandomFlip" || type == "RandomRotation" || type == "RandomZoom" || type == "RandomTranslation" ||
          type == "RandomContrast";

@@ -75,6 +75,10 @@ struct ModelSpec {
 // The layer types tabby knows, in Keras spelling.
 const std::vector<std::string>& known_layer_types();
 bool is_augmentation_layer(const std::string& type);
+// The model's augmentation layers (wherever they are) replaced by `augment`,
+// placed first, where the layers see pixel values 0-255; names are given to
+// the new layers as a model file's would get them.
+void replace_augmentation(ModelSpec& spec, std::vector<LayerSpec> augment);
 
 // Parses TOML text into a spec; expands the backbone shorthand, assigns
 // Keras-style names (conv2d, conv2d_1, ...) where none are given and checks

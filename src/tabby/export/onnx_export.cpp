@@ -8,7 +8,7 @@
 
 #include "tabby/nn/graph_writer.h"
 #include "tabby/run/run_files.h"
-#include "tabby/train/run.h"
+#include "tabby/inference/saved_run.h"
 #include "tabby/util/error.h"
 #include "tabby/util/fs.h"
 #include "tabby/util/log.h"

@@ -67,6 +67,9 @@ NetworkImpl::NetworkImpl(const ModelSpec& spec, int64_t num_classes, int64_t hei
       if (!ls.get_bool("trainable", true)) {
         const bool pretrained = ls.get_string("weights", "imagenet") != "none";
         entry.backbone->set_trainable_blocks(0, ls.get_bool("bn_inference", pretrained));
+      } else if (ls.get_bool("bn_inference", false)) {
+        // The whole backbone trains with batch norm's statistics held (fine-tuning on little data).
+        entry.backbone->set_trainable_blocks(-1, true);
       }
       torch::NoGradGuard no_grad;
       const bool was = entry.backbone->is_training();
@@ -198,24 +201,6 @@ Value NetworkImpl::export_onnx(GraphWriter& g, const Value& images) {
   }
   if (output_.activation == ActivationKind::Sigmoid) return g.node("Sigmoid", {x.name}, {}, probs);
   return g.node("Softmax", {x.name}, {{"axis", int64_t{1}}}, probs);
-}
-
-torch::Tensor NetworkImpl::per_sample_loss(const torch::Tensor& logits, const torch::Tensor& labels) const {
-  namespace F = torch::nn::functional;
-  if (output_.binary()) {
-    return F::binary_cross_entropy_with_logits(
-        logits.view({-1}), labels.to(logits.dtype()),
-        F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone));
-  }
-  return F::cross_entropy(logits, labels, F::CrossEntropyFuncOptions().reduction(torch::kNone));
-}
-
-torch::Tensor NetworkImpl::loss(const torch::Tensor& logits, const torch::Tensor& labels) const {
-  namespace F = torch::nn::functional;
-  if (output_.binary()) {
-    return F::binary_cross_entropy_with_logits(logits.view({-1}), labels.to(logits.dtype()));
-  }
-  return F::cross_entropy(logits, labels);
 }
 
 torch::Tensor NetworkImpl::predicted_classes(const torch::Tensor& logits) const {

@@ -3,7 +3,8 @@
 // uint8 images, converted); preprocessing is part of the model, as in Keras,
 // so a saved run needs nothing else to predict. The output is always logits:
 // the declared final activation (softmax / sigmoid) is applied by
-// probabilities(), and the loss works on logits for numerical stability.
+// probabilities(), and the loss (train/criterion.h) works on logits for
+// numerical stability.
 //
 // Weight names: layers' tensors are "<layer name>.<tensor>" ("dense.weight");
 // a backbone's are torchvision's own ("features.0.0.weight"), so the weights
@@ -48,11 +49,6 @@ class NetworkImpl : public torch::nn::Module {
   // sigmoid output becomes two columns (1-p, p) so every caller sees one
   // probability per class.
   torch::Tensor probabilities(const torch::Tensor& logits) const;
-  // Mean loss over the batch: cross-entropy on logits, or binary cross-entropy
-  // for a one-unit output. labels is (B,) int64.
-  torch::Tensor loss(const torch::Tensor& logits, const torch::Tensor& labels) const;
-  // Per-sample losses (B,), same definitions.
-  torch::Tensor per_sample_loss(const torch::Tensor& logits, const torch::Tensor& labels) const;
   // Predicted class per row: (B,) int64.
   torch::Tensor predicted_classes(const torch::Tensor& logits) const;
 

@@ -37,6 +37,7 @@ json to_json(const TrainerState& s) {
                         {"good_steps", s.loss_scaler.good_steps},
                         {"skipped_steps", s.loss_scaler.skipped_steps}}},
                       {"warnings", s.warnings},
+                      {"ema_updates", s.ema_updates},
                       {"collapse",
                        {{"one_class_since", s.collapse.one_class_since},
                         {"collapsed_epoch", s.collapse.collapsed_epoch}}}};
@@ -75,6 +76,7 @@ TrainerState trainer_state_from_json(const json& j, const std::string& source) {
   s.loss_scaler.scale = jf::optional<double>(scaler, "scale", 1.0, source);
   s.loss_scaler.good_steps = jf::optional<int>(scaler, "good_steps", 0, source);
   s.loss_scaler.skipped_steps = jf::optional<int64_t>(scaler, "skipped_steps", 0, source);
+  s.ema_updates = jf::optional<int64_t>(state, "ema_updates", 0, source);
   const json& collapse = jf::object(state, "collapse", source);
   s.collapse.one_class_since = jf::optional<int>(collapse, "one_class_since", 0, source);
   s.collapse.collapsed_epoch = jf::optional<int>(collapse, "collapsed_epoch", 0, source);

@@ -7,6 +7,7 @@
 // Schema history:
 //   1  written before the state was typed (no "schema" key)
 //   2  the same fields plus "schema": 2
+//   3  plus state.ema_updates (the weight average's update count; 0: none)
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -60,7 +61,7 @@ inline bool operator==(const CollapseState& a, const CollapseState& b) {
 }
 
 struct TrainerState {
-  static constexpr int kSchema = 2;
+  static constexpr int kSchema = 3;
   int epochs_done = 0;
   TrainPhase phase = TrainPhase::train;
   std::vector<EpochRecord> history;
@@ -71,6 +72,7 @@ struct TrainerState {
   LossScalerState loss_scaler;
   CollapseState collapse;
   std::vector<std::string> warnings;  // said so far
+  int64_t ema_updates = 0;            // updates of the weight average in the checkpoint (train/ema.h)
 };
 
 nlohmann::json to_json(const TrainerState& state);

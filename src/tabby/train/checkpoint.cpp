@@ -9,14 +9,19 @@ namespace tabby {
 
 namespace {
 const char* kWeightPrefix = "model/";
+const char* kAverageKeyPrefix = "ema/";
 const char* kOptimizerKey = "optimizer/state";
 const char* kInfoKey = "tabby_checkpoint";
 }  // namespace
 
 void write_checkpoint(const std::filesystem::path& file, const nn::NetworkImpl& net,
-                      torch::optim::Optimizer& optimizer, const TrainerState& state) {
+                      torch::optim::Optimizer& optimizer, const TrainerState& state,
+                      const nn::TensorMap* averaged_weights) {
   RawTensorMap tensors;
   for (const auto& [name, tensor] : net.named_state()) tensors.emplace(kWeightPrefix + name, nn::to_raw(tensor));
+  if (averaged_weights) {
+    for (const auto& [name, tensor] : *averaged_weights) tensors.emplace(kAverageKeyPrefix + name, nn::to_raw(tensor));
+  }
   RawTensor opt;
   opt.dtype = DType::U8;
   opt.data = save_optimizer_state(optimizer);
@@ -38,12 +43,14 @@ CheckpointData checkpoint_of(SafetensorsFile st, const std::string& source) {
   } catch (const Error& e) {
     throw Error(std::string("damaged checkpoint metadata: ") + e.what(), e.hint());
   }
-  const std::string prefix = kWeightPrefix;
+  const std::string prefix = kWeightPrefix, average_prefix = kAverageKeyPrefix;
   for (auto& [name, raw] : st.tensors) {
     if (name == kOptimizerKey) {
       data.optimizer_state = raw.data;
     } else if (name.rfind(prefix, 0) == 0) {
       data.weights.emplace(name.substr(prefix.size()), nn::to_torch(raw));
+    } else if (name.rfind(average_prefix, 0) == 0) {
+      data.averaged_weights.emplace(name.substr(average_prefix.size()), nn::to_torch(raw));
     }
   }
   if (data.optimizer_state.empty()) throw Error(source + " lacks the optimizer state");

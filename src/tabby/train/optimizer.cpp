@@ -8,26 +8,59 @@
 
 namespace tabby {
 
+namespace {
+
+template <typename Options>
+std::vector<torch::optim::OptimizerParamGroup> groups_with(const std::vector<ParamGroup>& groups, const Options& base,
+                                                           double lr) {
+  std::vector<torch::optim::OptimizerParamGroup> out;
+  for (const auto& g : groups) {
+    auto options = std::make_unique<Options>(base);
+    options->lr(lr * g.lr_ratio);
+    out.emplace_back(g.params, std::move(options));
+  }
+  return out;
+}
+
+}  // namespace
+
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o, double lr,
-                                                        const std::vector<torch::Tensor>& params) {
-  if (params.empty()) {
+                                                        const std::vector<ParamGroup>& groups) {
+  size_t count = 0;
+  for (const auto& g : groups) count += g.params.size();
+  if (count == 0) {
     throw Error("the model has no trainable parameters",
                 "unfreeze the backbone or add a Dense layer after it");
   }
   const double wd = o.effective_weight_decay();
   switch (o.optimizer) {
-    case OptimizerKind::adam:
-      return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(lr).eps(1e-7).weight_decay(wd));
-    case OptimizerKind::adamw:
-      return std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(lr).eps(1e-7).weight_decay(wd));
+    case OptimizerKind::adam: {
+      const auto base = torch::optim::AdamOptions(lr).eps(1e-7).weight_decay(wd);
+      return std::make_unique<torch::optim::Adam>(groups_with(groups, base, lr), base);
+    }
+    case OptimizerKind::adamw: {
+      const auto base = torch::optim::AdamWOptions(lr).eps(1e-7).weight_decay(wd);
+      return std::make_unique<torch::optim::AdamW>(groups_with(groups, base, lr), base);
+    }
     case OptimizerKind::sgd:
       break;
   }
-  return std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(lr).momentum(o.momentum).weight_decay(wd));
+  const auto base = torch::optim::SGDOptions(lr).momentum(o.momentum).weight_decay(wd);
+  return std::make_unique<torch::optim::SGD>(groups_with(groups, base, lr), base);
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o, double lr,
+                                                        const std::vector<torch::Tensor>& params) {
+  return make_optimizer(o, lr, std::vector<ParamGroup>{{params, 1.0}});
 }
 
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
   for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
+}
+
+void set_learning_rates(torch::optim::Optimizer& optimizer, double lr, const std::vector<double>& ratios) {
+  auto& groups = optimizer.param_groups();
+  for (size_t i = 0; i < groups.size(); ++i) groups[i].options().set_lr(lr * (i < ratios.size() ? ratios[i] : 1.0));
 }
 
 double learning_rate(const torch::optim::Optimizer& optimizer) {

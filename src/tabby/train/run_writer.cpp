@@ -41,11 +41,16 @@ nn::TensorMap RunWriter::read_best_weights(Collective& group) const {
 }
 
 void RunWriter::epoch_finished(const nn::NetworkImpl& net, torch::optim::Optimizer& optimizer,
-                               const TrainerState& state, bool improved) const {
+                               const TrainerState& state, bool improved,
+                               const nn::TensorMap* averaged_weights) const {
   if (!writes()) return;
-  if (improved) save_weights(dir_ / run_files::kBest, net, {{"epoch", std::to_string(state.epochs_done)}});
+  if (improved) {
+    const std::map<std::string, std::string> meta = {{"epoch", std::to_string(state.epochs_done)}};
+    if (averaged_weights) save_weights(dir_ / run_files::kBest, *averaged_weights, meta);
+    else save_weights(dir_ / run_files::kBest, net, meta);
+  }
   write_file_atomic(dir_ / run_files::kHistory, history_to_csv(state.history));
-  write_checkpoint(dir_ / run_files::kCheckpoint, net, optimizer, state);
+  write_checkpoint(dir_ / run_files::kCheckpoint, net, optimizer, state, averaged_weights);
   update_run_record(dir_, [&](RunRecord& r) {
     r.status = RunStatus::running;
     r.epochs_completed = state.epochs_done;

@@ -36,9 +36,10 @@ class RunWriter {
   CheckpointData read_checkpoint(Collective& group) const;
   nn::TensorMap read_best_weights(Collective& group) const;
 
-  // After epoch state.epochs_done.
+  // After epoch state.epochs_done. With a moving average of the weights, the
+  // best file holds the average (what validation measured) and the checkpoint both.
   void epoch_finished(const nn::NetworkImpl& net, torch::optim::Optimizer& optimizer, const TrainerState& state,
-                      bool improved) const;
+                      bool improved, const nn::TensorMap* averaged_weights = nullptr) const;
   // weights.safetensors, recording which weights they are.
   void save_kept_weights(const nn::NetworkImpl& net, KeepWeights kept) const;
 

@@ -26,25 +26,38 @@ void stop_if_diverged(const EpochTraining& t, const std::optional<EpochMetrics::
                           epoch - 1));
 }
 
-torch::Tensor forward_loss(EpochTraining& t, const Batch& batch, EpochMetrics& metrics) {
+// The batch's logits in fp32 (whatever the forward pass ran in: CPU autocast
+// keeps softmax in bf16) and the targets they are compared with.
+std::pair<torch::Tensor, Targets> forward_mixed(EpochTraining& t, const Batch& batch) {
+  MixedBatch mixed = mix_batch(batch.inputs, batch.labels, t.mix);
   torch::Tensor logits;
   {
     AutocastScope autocast(t.precision, batch.inputs.device());
-    logits = t.net.forward_range(batch.inputs, t.first_layer, t.net.size());
+    logits = t.net.forward_range(mixed.inputs, t.first_layer, t.net.size());
   }
-  // The loss in fp32 whatever the forward pass ran in (CPU autocast keeps softmax in bf16).
-  logits = logits.to(torch::kFloat32);
-  auto loss = t.net.loss(logits, batch.labels);
+  return {logits.to(torch::kFloat32), std::move(mixed.targets)};
+}
+
+torch::Tensor forward_loss(EpochTraining& t, const Batch& batch, EpochMetrics& metrics) {
+  auto [logits, targets] = forward_mixed(t, batch);
+  auto loss = t.criterion->mean(logits, targets);
   metrics.add(loss, t.net.predicted_classes(logits.detach()).eq(batch.labels).sum(), batch.labels.size(0));
   return loss;
+}
+
+void step_optimizer(EpochTraining& t) {
+  const bool finite_gradients = t.scaler.unscale_and_check(t.params);
+  if (finite_gradients) {
+    t.optimizer.step();
+    if (t.average) t.average->update(t.net);
+  }
+  t.scaler.update(finite_gradients);
 }
 
 void apply_gradients(EpochTraining& t, const torch::Tensor& loss) {
   t.optimizer.zero_grad();
   t.scaler.scale_loss(loss).backward();
-  const bool finite_gradients = t.scaler.unscale_and_check(t.params);
-  if (finite_gradients) t.optimizer.step();
-  t.scaler.update(finite_gradients);
+  step_optimizer(t);
 }
 
 // A step of one rank in a data-parallel job. Each rank's loss is its rows' mean
@@ -57,13 +70,8 @@ void data_parallel_step(EpochTraining& t, const Batch& batch, int epoch, EpochMe
   torch::Tensor stats = torch::zeros({2}, torch::TensorOptions().dtype(torch::kFloat64).device(device));
   t.optimizer.zero_grad();
   if (rows > 0) {
-    torch::Tensor logits;
-    {
-      AutocastScope autocast(t.precision, batch.inputs.device());
-      logits = t.net.forward_range(batch.inputs, t.first_layer, t.net.size());
-    }
-    logits = logits.to(torch::kFloat32);
-    const auto loss = t.net.loss(logits, batch.labels);
+    auto [logits, targets] = forward_mixed(t, batch);
+    const auto loss = t.criterion->mean(logits, targets);
     const double share = static_cast<double>(rows) / static_cast<double>(batch.global_rows);
     t.scaler.scale_loss(loss * share).backward();
     const auto correct = t.net.predicted_classes(logits.detach()).eq(batch.labels).sum();
@@ -72,15 +80,14 @@ void data_parallel_step(EpochTraining& t, const Batch& batch, int epoch, EpochMe
   t.gradients->sum(*t.group, stats);
   metrics.add(stats[0] / static_cast<double>(batch.global_rows), stats[1], batch.global_rows);
   if (read_metrics) stop_if_diverged(t, metrics.read(), epoch);
-  const bool finite_gradients = t.scaler.unscale_and_check(t.params);
-  if (finite_gradients) t.optimizer.step();
-  t.scaler.update(finite_gradients);
+  step_optimizer(t);
 }
 
 }  // namespace
 
 void train_step(EpochTraining& t, const Batch& batch, int epoch, int64_t step, EpochMetrics& metrics,
                 bool read_metrics) {
+  if (t.before_step) t.before_step(step);
   if (t.group) {
     // Each rank draws its own dropout masks and augmentations.
     torch::manual_seed(derive_seed(t.seed, {kStepSeedPurpose, static_cast<uint64_t>(epoch),

@@ -1,19 +1,24 @@
-// One epoch of training: the step loop over a shuffled loader (forward under
-// autocast, loss in fp32, backward with loss scaling, optimiser step), its
-// running loss and accuracy, and the check that the loss stays finite.
+// One epoch of training: the step loop over a shuffled loader (the step's
+// learning rate, mixing, forward under autocast, loss in fp32, backward with
+// loss scaling, optimiser step, the weight average), its running loss and
+// accuracy, and the check that the loss stays finite.
 #pragma once
 
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "tabby/distributed/collective.h"
 #include "tabby/distributed/replica_sync.h"
 #include "tabby/nn/network.h"
 #include "tabby/pipeline/batch_loader.h"
+#include "tabby/train/criterion.h"
+#include "tabby/train/ema.h"
 #include "tabby/train/epoch_metrics.h"
-#include "tabby/train/precision.h"
+#include "tabby/train/mix.h"
+#include "tabby/inference/precision.h"
 #include "tabby/util/progress.h"
 
 namespace tabby {
@@ -34,6 +39,11 @@ struct EpochTraining {
   Collective* group = nullptr;
   GradientSync* gradients = nullptr;
   BufferSync* buffers = nullptr;
+  // The loss (required), and what each step does besides forward and backward.
+  const Criterion* criterion = nullptr;
+  MixOptions mix;
+  std::function<void(int64_t step)> before_step;  // sets the step's learning rate (1-based step)
+  WeightAverage* average = nullptr;               // updated after every optimiser step
 };
 
 struct EpochTotals {

@@ -19,9 +19,13 @@
 #include "tabby/train/callbacks.h"
 #include "tabby/train/checkpoint.h"
 #include "tabby/train/collapse.h"
-#include "tabby/train/evaluate.h"
+#include "tabby/train/criterion.h"
+#include "tabby/train/ema.h"
+#include "tabby/inference/evaluate.h"
 #include "tabby/train/optimizer.h"
-#include "tabby/train/precision.h"
+#include "tabby/train/param_groups.h"
+#include "tabby/inference/precision.h"
+#include "tabby/train/schedule.h"
 #include "tabby/train/run.h"
 #include "tabby/train/run_writer.h"
 #include "tabby/train/train_epoch.h"
@@ -56,12 +60,10 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-std::vector<torch::Tensor> trainable_parameters(nn::NetworkImpl& net) {
-  std::vector<torch::Tensor> params;
-  for (auto& p : net.parameters(true)) {
-    if (p.requires_grad()) params.push_back(p);
-  }
-  return params;
+nn::TensorMap copy_of(const nn::TensorMap& weights) {
+  nn::TensorMap copy;
+  for (const auto& [k, v] : weights) copy.emplace(k, v.detach().clone());
+  return copy;
 }
 
 nn::TensorMap snapshot(const nn::NetworkImpl& net) {
@@ -100,8 +102,11 @@ EpochSources feature_cache_sources(nn::NetworkImpl& net, const ImageCache& train
 
 EpochSources prepare_sources(nn::NetworkImpl& net, const ImageCache& train, const ImageCache* validation,
                              const TrainOptions& o, const torch::Device& device, Collective* group) {
-  const size_t prefix = o.feature_cache == Toggle::off ? 0 : net.cacheable_prefix();
-  if (o.feature_cache == Toggle::on && prefix == 0) {
+  // Mixing blends images; the features of a blend are not the blend of features.
+  const size_t prefix = o.feature_cache == Toggle::off || o.mixes_images() ? 0 : net.cacheable_prefix();
+  if (o.feature_cache == Toggle::on && o.mixes_images()) {
+    log::warn("--feature-cache on: not possible with --mixup or --cutmix, which mix the images");
+  } else if (o.feature_cache == Toggle::on && prefix == 0) {
     log::warn("--feature-cache on: not possible for this model (augmentation before the backbone, or a "
               "trainable backbone); computing every layer every epoch");
   }
@@ -123,12 +128,15 @@ struct PhaseRun {
   const Phase& phase;
   std::vector<torch::Tensor> params;
   std::unique_ptr<torch::optim::Optimizer> optimizer;
-  double lr;
+  double lr;                  // the phase's base rate (lowered by a plateau)
+  std::vector<double> ratios;  // of each parameter group (train/param_groups.h)
   EarlyStopping early;
   ReduceLrOnPlateau plateau;
   EpochSources sources;
   std::unique_ptr<BatchLoader> train_loader, val_loader;
   std::unique_ptr<GradientSync> gradients;  // data parallel only
+  std::optional<LrSchedule> schedule;       // per step; none: the base rate throughout
+  double step_lr = 0;                       // the rate of the last step
 };
 
 class Trainer {
@@ -150,6 +158,7 @@ class Trainer {
   std::unique_ptr<BatchLoader> validation_loader(const EpochSources& sources) const;
   void check_replicas();
   void finish();
+  void set_step_lr(PhaseRun& p, int epoch, int64_t step);
 
   nn::NetworkImpl& net_;
   const ImageCache& train_;
@@ -166,6 +175,8 @@ class Trainer {
   LossScaler scaler_;
   BestTracker best_;
   CollapseDetector collapse_;
+  const Criterion criterion_;
+  std::optional<WeightAverage> average_;   // with --ema
   TrainerState state_;                     // what the checkpoint carries
   std::optional<CheckpointData> resumed_;  // weights still to load while set
   nn::TensorMap best_weights_;             // a copy of the best epoch's weights
@@ -195,6 +206,7 @@ Trainer::Trainer(nn::NetworkImpl& net, const ImageCache& train, const ImageCache
       rl_options_(options.reduce_lr),
       writer_(ctx.run_dir),
       scaler_(precision_ == Precision::fp16),
+      criterion_(criterion_for(net, options.label_smoothing)),
       best_(usable_monitor(options.best_monitor, validation_)),
       collapse_(validation_ ? validation_->class_counts() : std::vector<int64_t>{},
                 validation_ ? validation_->class_names : std::vector<std::string>{}, CollapseState{}) {
@@ -216,12 +228,16 @@ void Trainer::resume() {
   collapse_ = CollapseDetector(validation_ ? validation_->class_counts() : std::vector<int64_t>{},
                                validation_ ? validation_->class_names : std::vector<std::string>{}, state_.collapse);
   best_weights_ = ctx_.group ? writer_.read_best_weights(*ctx_.group) : writer_.read_best_weights();
+  if (!resumed_->averaged_weights.empty()) {
+    average_.emplace(resumed_->averaged_weights, options_.ema, state_.ema_updates);
+  }
   log::infof("resuming after epoch {}/{} from {}", state_.epochs_done, total_epochs_,
              (ctx_.run_dir / run_files::kCheckpoint).string());
 }
 
 FitResult Trainer::run() {
   if (ctx_.resume) resume();
+  if (options_.ema > 0 && !average_) average_.emplace(net_, options_.ema);
   for (const Phase& phase : phases_) {
     // A phase finished before the interruption needs nothing; later phases set their own parameters.
     if (phase.last_epoch > state_.epochs_done) run_phase(phase);
@@ -258,14 +274,21 @@ std::unique_ptr<PhaseRun> Trainer::start_phase(const Phase& phase) {
     net_.load_named_state(resumed_->weights, /*strict=*/true);
   }
   if (ctx_.group) broadcast_model(net_, *ctx_.group);
-  auto params = trainable_parameters(net_);
-  auto optimizer = make_optimizer(options_, phase.lr, params);
+  const std::vector<ParamGroup> groups = parameter_groups(net_, options_);
+  std::vector<torch::Tensor> params;
+  for (const auto& g : groups) params.insert(params.end(), g.params.begin(), g.params.end());
+  auto optimizer = make_optimizer(options_, phase.lr, groups);
   auto p = std::unique_ptr<PhaseRun>(new PhaseRun{phase, std::move(params), std::move(optimizer), phase.lr,
-                                                  EarlyStopping(es_options_), ReduceLrOnPlateau(rl_options_), {}, {}, {}});
+                                                  lr_ratios(groups), EarlyStopping(es_options_),
+                                                  ReduceLrOnPlateau(rl_options_), {}, {}, {}, {}, {}});
+  if (groups.size() > 1) {
+    log::infof("discriminative learning rates: {} parameter groups, from {} (head) down to {}", groups.size(),
+               phase.lr, phase.lr * p->ratios.back());
+  }
   if (resumed_ && state_.phase == phase.kind && state_.epochs_done >= phase.first_epoch) {
     load_optimizer_state(*p->optimizer, resumed_->optimizer_state);
     p->lr = state_.lr;
-    set_learning_rate(*p->optimizer, p->lr);
+    set_learning_rates(*p->optimizer, p->lr, p->ratios);
     p->early.restore(state_.early_stopping);
     p->plateau.restore(state_.reduce_lr);
   }
@@ -279,6 +302,10 @@ std::unique_ptr<PhaseRun> Trainer::start_phase(const Phase& phase) {
   }
   p->train_loader = std::make_unique<BatchLoader>(p->sources.train, train_.labels, training);
   if (validation_) p->val_loader = validation_loader(p->sources);
+  if (options_.schedule != Schedule::constant || options_.warmup_epochs > 0) {
+    p->schedule = phase_schedule(options_, phase.last_epoch - phase.first_epoch + 1, p->train_loader->num_batches());
+  }
+  p->step_lr = p->lr;
   return p;
 }
 
@@ -297,6 +324,10 @@ bool Trainer::run_epoch(PhaseRun& p, int epoch) {
   ProgressLine progress(fmt::format("epoch {}/{}", epoch, total_epochs_), p.train_loader->num_batches());
   EpochTraining training{net_,        *p.optimizer,   scaler_,          p.params, precision_, p.sources.prefix,
                          options_.seed, ctx_.device.is_cuda() ? 16 : 1, p.lr};
+  training.criterion = &criterion_;
+  training.mix = {options_.mixup, options_.cutmix};
+  training.average = average_ ? &*average_ : nullptr;
+  if (p.schedule) training.before_step = [this, &p, epoch](int64_t step) { set_step_lr(p, epoch, step); };
   std::optional<BufferSync> buffers;
   if (ctx_.group) {
     net_.train();  // which batch-norm layers update their statistics depends on the mode
@@ -311,7 +342,7 @@ bool Trainer::run_epoch(PhaseRun& p, int epoch) {
   rec.phase = p.phase.kind;
   rec.loss = totals.loss;
   rec.accuracy = totals.accuracy;
-  rec.lr = p.lr;
+  rec.lr = p.step_lr;
   const std::optional<std::string> collapse = validate_epoch(p, epoch, rec);
   rec.seconds = seconds_since(epoch_start);
   std::string line = fmt::format("accuracy: {:.4f} - loss: {:.4f}", rec.accuracy, rec.loss);
@@ -324,7 +355,7 @@ bool Trainer::run_epoch(PhaseRun& p, int epoch) {
   state_.history.push_back(rec);
   const bool improved = best_.update(rec);
   const bool stop = apply_callbacks(p, rec);
-  if (improved) best_weights_ = snapshot(net_);
+  if (improved) best_weights_ = average_ ? copy_of(average_->weights()) : snapshot(net_);
   save_epoch(p, epoch, improved);
   if (stop) stop_early(p.phase, epoch);
   return stop;
@@ -333,6 +364,8 @@ bool Trainer::run_epoch(PhaseRun& p, int epoch) {
 // Validation metrics into `rec`; the collapse warning to give, if this epoch completes a streak.
 std::optional<std::string> Trainer::validate_epoch(PhaseRun& p, int epoch, EpochRecord& rec) {
   if (!validation_) return std::nullopt;
+  std::optional<SwappedWeights> averaged;  // the average is what the run keeps, so it is what validation measures
+  if (average_) averaged.emplace(net_, average_->weights());
   EvalResult v = evaluate_network(net_, *p.val_loader, p.sources.prefix, /*keep_outputs=*/false, precision_);
   if (ctx_.group) v = sum_evaluations(v, static_cast<int64_t>(validation_->class_names.size()), *ctx_.group);
   rec.val_loss = v.loss;
@@ -348,9 +381,16 @@ bool Trainer::apply_callbacks(PhaseRun& p, const EpochRecord& rec) {
     log::infof("ReduceLROnPlateau: {} has not improved for {} epochs; learning rate {} -> {}",
                enum_name(rl_options_.monitor), rl_options_.patience, p.lr, next_lr);
     p.lr = next_lr;
-    set_learning_rate(*p.optimizer, p.lr);
+    p.step_lr = next_lr;
+    set_learning_rates(*p.optimizer, p.lr, p.ratios);
   }
   return stop;
+}
+
+void Trainer::set_step_lr(PhaseRun& p, int epoch, int64_t step) {
+  const int64_t index = static_cast<int64_t>(epoch - p.phase.first_epoch) * p.train_loader->num_batches() + step - 1;
+  p.step_lr = p.lr * p.schedule->factor(index);
+  set_learning_rates(*p.optimizer, p.step_lr, p.ratios);
 }
 
 void Trainer::save_epoch(PhaseRun& p, int epoch, bool improved) {
@@ -362,7 +402,8 @@ void Trainer::save_epoch(PhaseRun& p, int epoch, bool improved) {
   state_.reduce_lr = p.plateau.state();
   state_.loss_scaler = scaler_.state();
   state_.collapse = collapse_.state();
-  writer_.epoch_finished(net_, *p.optimizer, state_, improved);
+  state_.ema_updates = average_ ? average_->updates() : 0;
+  writer_.epoch_finished(net_, *p.optimizer, state_, improved, average_ ? &average_->weights() : nullptr);
 }
 
 void Trainer::stop_early(const Phase& phase, int epoch) {
@@ -407,6 +448,9 @@ void Trainer::finish() {
     result_.kept = KeepWeights::best;
     log::infof("keeping the weights of epoch {} ({} = {:.4f})", best_.best_epoch(), enum_name(best_.monitor()),
                best_.best());
+  } else if (average_) {
+    net_.load_named_state(average_->weights(), /*strict=*/true);
+    log::infof("keeping the moving average of the weights (decay {}, {} updates)", options_.ema, average_->updates());
   }
   writer_.save_kept_weights(net_, result_.kept);
   if (ctx_.group) check_replicas();

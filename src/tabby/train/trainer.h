@@ -20,7 +20,7 @@
 #include "tabby/distributed/collective.h"
 #include "tabby/nn/network.h"
 #include "tabby/pipeline/image_cache.h"
-#include "tabby/train/evaluate.h"
+#include "tabby/inference/evaluate.h"
 #include "tabby/run/history.h"
 
 namespace tabby {

@@ -1,4 +1,4 @@
-#include "tabby/train/device.h"
+#include "tabby/inference/device.h"
 
 #include <ATen/Context.h>
 

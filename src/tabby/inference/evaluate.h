@@ -9,7 +9,8 @@
 #include "tabby/nn/network.h"
 #include "tabby/pipeline/batch_loader.h"
 #include "tabby/pipeline/row_source.h"
-#include "tabby/train/precision.h"
+#include "tabby/inference/precision.h"
+#include "tabby/inference/tta.h"
 
 namespace tabby {
 
@@ -25,10 +26,15 @@ struct EvalResult {
   torch::Tensor indices;        // (N,) int64, rows of the loader's source
 };
 
+// The plain loss of each row (B,): cross-entropy on logits (B,K), or binary
+// cross-entropy on a one-unit sigmoid output (B,1). Training's loss, with its
+// smoothing and mixing, is train/criterion.h.
+torch::Tensor per_sample_loss(bool binary_output, const torch::Tensor& logits, const torch::Tensor& labels);
+
 // Evaluates layers [first_layer, end) of `net` on every batch of `loader`
 // (epoch 0 order). The network is put in eval mode and left so.
 EvalResult evaluate_network(nn::NetworkImpl& net, BatchLoader& loader, size_t first_layer = 0,
-                            bool keep_outputs = false, Precision precision = Precision::fp32);
+                            bool keep_outputs = false, Precision precision = Precision::fp32, Tta tta = Tta::none);
 
 // Outputs of layers [0, prefix) for every row of `images` (uint8 (N,H,W,3)),
 // computed in inference mode on `device`: the feature cache. Returned on `device`.

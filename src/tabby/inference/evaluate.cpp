@@ -1,4 +1,4 @@
-#include "tabby/train/evaluate.h"
+#include "tabby/inference/evaluate.h"
 
 #include <algorithm>
 
@@ -9,9 +9,18 @@
 
 namespace tabby {
 
+torch::Tensor per_sample_loss(bool binary_output, const torch::Tensor& logits, const torch::Tensor& labels) {
+  namespace F = torch::nn::functional;
+  if (binary_output) {
+    return F::binary_cross_entropy_with_logits(logits.view({-1}), labels.to(logits.dtype()),
+                                               F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone));
+  }
+  return F::cross_entropy(logits, labels, F::CrossEntropyFuncOptions().reduction(torch::kNone));
+}
+
 
 EvalResult evaluate_network(nn::NetworkImpl& net, BatchLoader& loader, size_t first_layer, bool keep_outputs,
-                            Precision precision) {
+                            Precision precision, Tta tta) {
   torch::NoGradGuard no_grad;
   net.eval();
   EvalResult r;
@@ -22,10 +31,10 @@ EvalResult evaluate_network(nn::NetworkImpl& net, BatchLoader& loader, size_t fi
     torch::Tensor logits;
     {
       AutocastScope autocast(precision, batch->inputs.device());
-      logits = net.forward_range(batch->inputs, first_layer, net.size());
+      logits = forward_with_tta(net, batch->inputs, first_layer, tta);
     }
     logits = logits.to(torch::kFloat32);
-    auto per_sample = net.per_sample_loss(logits, batch->labels);
+    auto per_sample = per_sample_loss(net.output().binary(), logits, batch->labels);
     const auto predicted = net.predicted_classes(logits);
     auto correct = predicted.eq(batch->labels).sum();
     // Binary heads have one logit but two classes.

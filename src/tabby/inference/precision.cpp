@@ -1,4 +1,4 @@
-#include "tabby/train/precision.h"
+#include "tabby/inference/precision.h"
 
 #include <cmath>
 
