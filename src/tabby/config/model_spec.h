@@ -75,6 +75,11 @@ struct ModelSpec {
 // The layer types tabby knows, in Keras spelling.
 const std::vector<std::string>& known_layer_types();
 bool is_augmentation_layer(const std::string& type);
+// Augmentation layers whose result depends on the pixel values' range (colour
+// ops clamp to it): they take `value_range` = [lo, hi]; when it is not given,
+// the network derives it from the Rescaling layers before them (the input is
+// [0, 255]).
+bool takes_value_range(const std::string& type);
 
 // Parses TOML text into a spec; expands the backbone shorthand, assigns
 // Keras-style names (conv2d, conv2d_1, ...) where none are given and checks
