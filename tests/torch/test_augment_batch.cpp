@@ -17,6 +17,7 @@
 #include "tabby/nn/keras_layers.h"
 #include "tabby/nn/network.h"
 #include "tabby/util/error.h"
+#include "tabby/util/torch_compat.h"
 
 namespace tabby::nn {
 namespace {
@@ -305,6 +306,27 @@ TEST(AugmentBatch, BatchAugmenterRunsASpecOnPixelBatches) {
   EXPECT_THROW(BatchAugmenter({dense}), UsageError);
   EXPECT_THROW(augment(torch::zeros({2, 1, 8, 8})), Error);
   EXPECT_TRUE(BatchAugmenter({}).empty());
+}
+
+TEST(AugmentBatch, LayersRunInFloat32UnderAutocast) {
+  // The trainer runs the model under autocast; the augmentation layers keep
+  // float32 (a bfloat16 sampling grid would be off by pixels, and mixed
+  // dtypes would break the per-op index_copy_).
+  auto x = pixel_batch(8, 16, 16);
+  const bool was = torch_compat::autocast_enabled(c10::DeviceType::CPU);
+  const auto was_dtype = torch_compat::autocast_dtype(c10::DeviceType::CPU);
+  torch_compat::set_autocast_dtype(c10::DeviceType::CPU, torch::kBFloat16);
+  torch_compat::set_autocast_enabled(c10::DeviceType::CPU, true);
+  BatchAugmenter augment(parse_augment_spec("crop=0.5,jitter=0.4,0.4,0.4,0.1,trivial,randaugment=3,20"));
+  torch::manual_seed(1);
+  torch::Tensor y;
+  EXPECT_NO_THROW(y = augment(x));
+  torch_compat::set_autocast_enabled(c10::DeviceType::CPU, was);
+  torch_compat::set_autocast_dtype(c10::DeviceType::CPU, was_dtype);
+  ASSERT_TRUE(y.defined());
+  EXPECT_EQ(y.scalar_type(), torch::kFloat32);
+  torch::manual_seed(1);
+  EXPECT_TRUE(torch::equal(y, augment(x)));  // as without autocast
 }
 
 TEST(AugmentBatch, CudaGivesWhatTheCpuGives) {

@@ -5,6 +5,7 @@
 
 #include "tabby/nn/augment.h"
 #include "tabby/util/error.h"
+#include "tabby/util/torch_compat.h"
 
 namespace tabby::nn {
 
@@ -310,6 +311,26 @@ int64_t int_setting(const LayerSpec& spec, const char* key, int64_t fallback, in
   return v;
 }
 
+// The trainer runs the model under autocast; the torchvision-style layers
+// keep float32 there (a half-precision sampling grid is off by fractions of a
+// pixel, and the colour ops clamp and quantise), and give float32 back.
+class AutocastPause {
+ public:
+  explicit AutocastPause(const torch::Device& device)
+      : type_(device.type()), was_(torch_compat::autocast_enabled(type_)) {
+    if (was_) torch_compat::set_autocast_enabled(type_, false);
+  }
+  ~AutocastPause() {
+    if (was_) torch_compat::set_autocast_enabled(type_, true);
+  }
+  AutocastPause(const AutocastPause&) = delete;
+  AutocastPause& operator=(const AutocastPause&) = delete;
+
+ private:
+  c10::DeviceType type_;
+  bool was_;
+};
+
 // Layers whose ops are defined on unit images: the layer maps its value range
 // to [0, 1] and back around them.
 class UnitRangeAugmentationImpl : public AugmentationImpl {
@@ -317,6 +338,7 @@ class UnitRangeAugmentationImpl : public AugmentationImpl {
   UnitRangeAugmentationImpl(const std::string& type, const LayerSpec& spec)
       : AugmentationImpl(type), range_(value_range_of(spec)) {}
   torch::Tensor forward(torch::Tensor x) override {
+    AutocastPause full_precision(x.device());
     const double span = range_.second - range_.first;
     return augment_unit((x - range_.first) / span) * span + range_.first;
   }
@@ -345,6 +367,7 @@ class RandomResizedCropImpl : public AugmentationImpl {
     }
   }
   torch::Tensor forward(torch::Tensor x) override {
+    AutocastPause full_precision(x.device());
     auto boxes = random_resized_crop_boxes(x.size(0), x.size(2), x.size(3), scale_, ratio_, x.device());
     return resized_crop(x, boxes);
   }
