@@ -126,13 +126,17 @@ TEST(ModelSpec, KnownLayerTypesAreTheKerasVocabulary) {
       "Rescaling",       "Normalization",     "RandomFlip",       "RandomRotation",         "RandomZoom",
       "RandomTranslation", "RandomContrast",  "Conv2D",           "MaxPooling2D",           "AveragePooling2D",
       "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Flatten",  "Dense",                  "Dropout",
-      "BatchNormalization", "Activation",     "Backbone"};
+      "BatchNormalization", "Activation",     "Backbone",         "RandomResizedCrop",      "RandomColorJitter",
+      "TrivialAugmentWide", "RandAugment"};
   const auto& known = known_layer_types();
   EXPECT_EQ(std::set<std::string>(known.begin(), known.end()), expected);
   EXPECT_EQ(known.size(), expected.size());
-  for (const char* t : {"RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast"}) {
+  for (const char* t : {"RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast",
+                        "RandomResizedCrop", "RandomColorJitter", "TrivialAugmentWide", "RandAugment"}) {
     EXPECT_TRUE(is_augmentation_layer(t)) << t;
   }
+  for (const char* t : {"RandomColorJitter", "TrivialAugmentWide", "RandAugment"}) EXPECT_TRUE(takes_value_range(t)) << t;
+  for (const char* t : {"RandomFlip", "RandomResizedCrop", "Rescaling"}) EXPECT_FALSE(takes_value_range(t)) << t;
   for (const char* t : {"Rescaling", "Conv2D", "Dense", "Dropout", "BatchNormalization", "Backbone"}) {
     EXPECT_FALSE(is_augmentation_layer(t)) << t;
   }

@@ -179,6 +179,17 @@ width_factor = 0.1
 type = "RandomContrast"
 factor = 0.3
 [[layers]]
+type = "RandomResizedCrop"
+scale = 0.5
+[[layers]]
+type = "RandomColorJitter"
+brightness_factor = 0.3
+hue_factor = 0.1
+[[layers]]
+type = "TrivialAugmentWide"
+[[layers]]
+type = "RandAugment"
+[[layers]]
 type = "Conv2D"
 filters = 8
 kernel_size = 3

@@ -220,6 +220,12 @@ TEST(Inspect, AugmentationPreview) {
   // Two rows of 1 + 3 images: wider than tall.
   EXPECT_GT(preview.width, preview.height);
 
+  // The torchvision-style augmentations too.
+  job.augment = "crop=0.5,jitter=0.4,0.4,0.4,0.1,trivial,randaugment=2,9";
+  job.preview = out / "modern.png";
+  run_inspect_job(job);
+  EXPECT_EQ(decode_image_file(out / "modern.png").height, preview.height);
+
   // The augmentation layers of a model, at its size.
   job.augment.clear();
   job.model = "tutorial-cnn-flip-rotate";

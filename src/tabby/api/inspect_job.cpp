@@ -118,7 +118,11 @@ struct PreviewPlan {
 std::vector<LayerSpec> model_augmentation(const ModelSpec& spec, const std::string& name) {
   std::vector<LayerSpec> layers;
   for (const auto& l : spec.layers) {
-    if (is_augmentation_layer(l.type)) layers.push_back(l);
+    if (!is_augmentation_layer(l.type)) continue;
+    layers.push_back(l);
+    // The preview feeds the layers [0, 255] pixels directly, without the
+    // model's rescaling in front of them.
+    if (takes_value_range(l.type)) layers.back().params["value_range"] = {0.0, 255.0};
   }
   if (layers.empty()) {
     throw UsageError("model '" + name + "' has no augmentation layers",

@@ -48,8 +48,12 @@ Command add_inspect(CLI::App& root) {
                   "Write a preview of augmented versions of a few images (.png or .svg); needs --augment or --model")
       ->group(g);
   app->add_option("--augment", f->job.augment,
-                  "Augmentation to preview: e.g. \"flip,rotation=0.1,zoom=0.2\" (flip[=horizontal|vertical|both], "
-                  "rotation, zoom, translation, contrast)")
+                  "Augmentation to preview, items in order: e.g. \"flip,rotation=0.1,zoom=0.2\" or "
+                  "\"crop=0.5,jitter=0.4,trivial\". Items: flip[=horizontal|vertical|both], rotation=F, zoom=F, "
+                  "translation=F, contrast=F (Keras layers, F in (0,1]); crop[=S or =S1-S2] (RandomResizedCrop, "
+                  "area fraction, default 0.08-1); jitter=F or jitter=B,C,S[,H] (torchvision ColorJitter; hue H "
+                  "<= 0.5); trivial (TrivialAugmentWide); randaugment[=N[,M]] (RandAugment, N ops at magnitude M "
+                  "of 31, default 2,9)")
       ->group(g);
   app->add_option("--model", f->job.model, "Preview the augmentation layers of this preset or model file")->group(g);
   app->add_option("--preview-images", f->job.preview_images, "Images in the preview (default 2)")->group(g);

@@ -24,6 +24,10 @@ const std::map<std::string, std::set<std::string>>& layer_schema() {
       {"RandomZoom", {"height_factor", "width_factor", "fill_mode"}},
       {"RandomTranslation", {"height_factor", "width_factor", "fill_mode"}},
       {"RandomContrast", {"factor"}},
+      {"RandomResizedCrop", {"scale", "ratio"}},
+      {"RandomColorJitter", {"brightness_factor", "contrast_factor", "saturation_factor", "hue_factor", "value_range"}},
+      {"TrivialAugmentWide", {"num_magnitude_bins", "interpolation", "value_range"}},
+      {"RandAugment", {"num_ops", "magnitude", "num_magnitude_bins", "interpolation", "value_range"}},
       {"Conv2D", {"filters", "kernel_size", "strides", "padding", "activation", "use_bias"}},
       {"MaxPooling2D", {"pool_size", "strides", "padding"}},
       {"AveragePooling2D", {"pool_size", "strides", "padding"}},
@@ -53,6 +57,10 @@ std::string snake_name(const std::string& type) {
       {"RandomZoom", "random_zoom"},
       {"RandomTranslation", "random_translation"},
       {"RandomContrast", "random_contrast"},
+      {"RandomResizedCrop", "random_resized_crop"},
+      {"RandomColorJitter", "random_color_jitter"},
+      {"TrivialAugmentWide", "trivial_augment_wide"},
+      {"RandAugment", "rand_augment"},
   };
   auto it = names.find(type);
   if (it != names.end()) return it->second;
@@ -309,7 +317,12 @@ void replace_augmentation(ModelSpec& spec, std::vector<LayerSpec> augment) {
 
 bool is_augmentation_layer(const std::string& type) {
   return type == "RandomFlip" || type == "RandomRotation" || type == "RandomZoom" || type == "RandomTranslation" ||
-         type == "RandomContrast";
+         type == "RandomContrast" || type == "RandomResizedCrop" || type == "RandomColorJitter" ||
+         type == "TrivialAugmentWide" || type == "RandAugment";
+}
+
+bool takes_value_range(const std::string& type) {
+  return type == "RandomColorJitter" || type == "TrivialAugmentWide" || type == "RandAugment";
 }
 
 ModelSpec parse_model_toml(const std::string& text, const std::string& source) {
@@ -333,7 +346,7 @@ ModelSpec parse_model_toml(const std::string& text, const std::string& source) {
   std::vector<LayerSpec> layers = parse_layer_list(root, "layers", source);
   for (const auto& a : augment) {
     if (!is_augmentation_layer(a.type)) {
-      throw Error(source + ": [[augment]] holds '" + a.type + "'", "only Random* layers belong in [[augment]]");
+      throw Error(source + ": [[augment]] holds '" + a.type + "'", "only augmentation layers (Random*, TrivialAugmentWide, RandAugment) belong in [[augment]]");
     }
   }
   if (root.contains("backbone")) {

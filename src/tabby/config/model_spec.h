@@ -79,6 +79,11 @@ bool is_augmentation_layer(const std::string& type);
 // placed first, where the layers see pixel values 0-255; names are given to
 // the new layers as a model file's would get them.
 void replace_augmentation(ModelSpec& spec, std::vector<LayerSpec> augment);
+// Augmentation layers whose result depends on the pixel values' range (colour
+// ops clamp to it): they take `value_range` = [lo, hi]; when it is not given,
+// the network derives it from the Rescaling layers before them (the input is
+// [0, 255]).
+bool takes_value_range(const std::string& type);
 
 // Parses TOML text into a spec; expands the backbone shorthand, assigns
 // Keras-style names (conv2d, conv2d_1, ...) where none are given and checks

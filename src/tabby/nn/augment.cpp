@@ -91,3 +91,93 @@ torch::Tensor random_contrast(const torch::Tensor& x, std::pair<double, double> 
 }
 
 }  // namespace tabby::nn
+
+namespace tabby::nn {
+
+torch::Tensor pixel_affine_grid(const torch::Tensor& matrices, c10::IntArrayRef sizes, c10::ScalarType dtype) {
+  // Built as torchvision's _gen_affine_grid does (pixel-centre base grid times
+  // the matrix scaled by half the size, in the images' dtype), so that nearest
+  // sampling breaks exact ties between two pixels the same way.
+  const int64_t b = sizes[0], h = sizes[2], w = sizes[3];
+  auto opts = matrices.options().dtype(dtype);
+  auto xs = torch::linspace(-0.5 * w + 0.5, 0.5 * w - 0.5, w, opts).view({1, w}).expand({h, w});
+  auto ys = torch::linspace(-0.5 * h + 0.5, 0.5 * h - 0.5, h, opts).view({h, 1}).expand({h, w});
+  auto base = torch::stack({xs, ys, torch::ones({h, w}, opts)}, 2).view({1, h * w, 3}).expand({b, h * w, 3});
+  auto half = torch::tensor({0.5 * static_cast<double>(w), 0.5 * static_cast<double>(h)}, opts);
+  auto scaled = matrices.to(dtype).transpose(1, 2) / half;  // (B,3,2)
+  return base.bmm(scaled).view({b, h, w, 2});
+}
+
+torch::Tensor torchvision_inverse_affine(const torch::Tensor& angle, const torch::Tensor& tx, const torch::Tensor& ty,
+                                         const torch::Tensor& shear_x, const torch::Tensor& shear_y,
+                                         const torch::Tensor& cx, const torch::Tensor& cy) {
+  // F.affine on tensors inverts the rotation-shear with -angle, because its y
+  // axis points down.
+  auto rot = angle * (-M_PI / 180.0);
+  auto cos_sy = torch::cos(shear_y), tan_sx = torch::tan(shear_x);
+  auto a = torch::cos(rot - shear_y) / cos_sy;
+  auto b = -torch::cos(rot - shear_y) * tan_sx / cos_sy - torch::sin(rot);
+  auto c = torch::sin(rot - shear_y) / cos_sy;
+  auto d = -torch::sin(rot - shear_y) * tan_sx / cos_sy + torch::cos(rot);
+  // The rotation-shear has determinant 1, so its inverse is the adjugate;
+  // then undo the translation and move the centre back.
+  auto m00 = d, m01 = -b, m10 = -c, m11 = a;
+  auto m02 = m00 * (-cx - tx) + m01 * (-cy - ty) + cx;
+  auto m12 = m10 * (-cx - tx) + m11 * (-cy - ty) + cy;
+  return torch::stack({torch::stack({m00, m01, m02}, 1), torch::stack({m10, m11, m12}, 1)}, 1);
+}
+
+torch::Tensor random_resized_crop_boxes(int64_t batch, int64_t height, int64_t width, std::pair<double, double> scale,
+                                        std::pair<double, double> ratio, const torch::Device& device) {
+  auto opts = torch::TensorOptions().dtype(torch::kFloat64).device(device);
+  constexpr int64_t kTries = 10;  // torchvision's
+  const double h = static_cast<double>(height), w = static_cast<double>(width);
+  auto area = (torch::rand({batch, kTries}, opts) * (scale.second - scale.first) + scale.first) * (h * w);
+  const double log_lo = std::log(ratio.first), log_hi = std::log(ratio.second);
+  auto aspect = torch::exp(torch::rand({batch, kTries}, opts) * (log_hi - log_lo) + log_lo);
+  // torch::round and Python's round both round halves to even.
+  auto crop_w = torch::round(torch::sqrt(area * aspect)), crop_h = torch::round(torch::sqrt(area / aspect));
+  auto fits = (crop_w > 0) & (crop_w <= w) & (crop_h > 0) & (crop_h <= h);
+  // The first try that fits (argmax returns the first maximum).
+  auto first = fits.to(torch::kInt64).argmax(1, /*keepdim=*/true);
+  auto found = fits.any(1);
+  // No try fits: the whole image, its aspect clamped into the ratio range, centred.
+  double fallback_w = w, fallback_h = h;
+  if (w / h < ratio.first) {
+    fallback_h = std::nearbyint(w / ratio.first);
+  } else if (w / h > ratio.second) {
+    fallback_w = std::nearbyint(h * ratio.second);
+  }
+  auto cw = torch::where(found, crop_w.gather(1, first).squeeze(1), torch::full({batch}, fallback_w, opts));
+  auto ch = torch::where(found, crop_h.gather(1, first).squeeze(1), torch::full({batch}, fallback_h, opts));
+  auto top = torch::where(found, torch::floor(torch::rand({batch}, opts) * (h - ch + 1)),
+                          torch::full({batch}, std::floor((h - fallback_h) / 2), opts));
+  auto left = torch::where(found, torch::floor(torch::rand({batch}, opts) * (w - cw + 1)),
+                           torch::full({batch}, std::floor((w - fallback_w) / 2), opts));
+  return torch::stack({top, left, ch, cw}, 1).to(torch::kInt64);
+}
+
+torch::Tensor resized_crop(const torch::Tensor& x, const torch::Tensor& boxes) {
+  // x is (B,C,H,W); boxes (B,4) as (top, left, height, width).
+  const double h = static_cast<double>(x.size(2)), w = static_cast<double>(x.size(3));
+  auto box = boxes.to(x.options().dtype(torch::kFloat64));
+  auto top = box.select(1, 0), left = box.select(1, 1), ch = box.select(1, 2), cw = box.select(1, 3);
+  auto zero = torch::zeros_like(top);
+  // Output pixel x (from the centre) samples the box at left + (x + W/2) * cw/W, in centred input coordinates.
+  auto matrices = torch::stack({torch::stack({cw / w, zero, left + cw / 2 - w / 2}, 1),
+                                torch::stack({zero, ch / h, top + ch / 2 - h / 2}, 1)},
+                               1);
+  auto grid = pixel_affine_grid(matrices, x.sizes(), x.scalar_type());
+  // interpolate() on the cropped tensor clamps its samples to the crop; so
+  // do we, so the edges do not mix in the pixels just outside the box.
+  auto lo = torch::stack({(2 * left + 1) / w - 1, (2 * top + 1) / h - 1}, 1).to(x.dtype()).view({-1, 1, 1, 2});
+  auto hi = torch::stack({(2 * (left + cw) - 1) / w - 1, (2 * (top + ch) - 1) / h - 1}, 1)
+                .to(x.dtype())
+                .view({-1, 1, 1, 2});
+  grid = torch::max(torch::min(grid, hi), lo);
+  F::GridSampleFuncOptions opt;
+  opt.mode(torch::kBilinear).padding_mode(torch::kBorder).align_corners(false);
+  return F::grid_sample(x, grid, opt);
+}
+
+}  // namespace tabby::nn

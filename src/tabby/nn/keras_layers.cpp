@@ -1,9 +1,11 @@
 #include "tabby/nn/keras_layers.h"
 
 #include <cmath>
+#include <optional>
 
 #include "tabby/nn/augment.h"
 #include "tabby/util/error.h"
+#include "tabby/util/torch_compat.h"
 
 namespace tabby::nn {
 
@@ -269,6 +271,178 @@ class RandomContrastImpl : public AugmentationImpl {
   std::pair<double, double> range_;
 };
 
+// The torchvision-style layers below report bad settings as UsageErrors that
+// name the layer and the accepted values.
+[[noreturn]] void bad_setting(const LayerSpec& spec, const std::string& what, const std::string& hint = "") {
+  throw UsageError(where_of(spec) + ": " + what, hint);
+}
+
+// A [lo, hi] pair of numbers, or nullopt when `key` is absent.
+std::optional<std::pair<double, double>> number_pair(const LayerSpec& spec, const char* key) {
+  if (!spec.params.contains(key)) return std::nullopt;
+  const auto& v = spec.params[key];
+  if (!v.is_array() || v.size() != 2 || !v[0].is_number() || !v[1].is_number()) {
+    bad_setting(spec, std::string("`") + key + "` must be [lo, hi]");
+  }
+  return std::make_pair(v[0].get<double>(), v[1].get<double>());
+}
+
+// The pixel values the layer sees, [0, 255] unless the model rescales before
+// it (the network fills this in from its Rescaling layers; see network.cpp).
+std::pair<double, double> value_range_of(const LayerSpec& spec) {
+  auto r = number_pair(spec, "value_range").value_or(std::make_pair(0.0, 255.0));
+  if (!(r.first < r.second)) bad_setting(spec, "`value_range` must be [lo, hi] with lo < hi", "e.g. [0, 255]");
+  return r;
+}
+
+bool bilinear_of(const LayerSpec& spec) {
+  const std::string mode = spec.get_string("interpolation", "nearest");
+  if (mode != "nearest" && mode != "bilinear") bad_setting(spec, "unknown interpolation '" + mode + "'", "use nearest or bilinear");
+  return mode == "bilinear";
+}
+
+int64_t int_setting(const LayerSpec& spec, const char* key, int64_t fallback, int64_t lo, int64_t hi) {
+  if (spec.has(key) && !spec.params[key].is_number_integer()) bad_setting(spec, std::string("`") + key + "` must be an integer");
+  const int64_t v = spec.get_int(key, fallback);
+  if (v < lo || v > hi) {
+    bad_setting(spec, std::string("`") + key + "` = " + std::to_string(v) + " is out of range",
+                "use " + std::to_string(lo) + " to " + std::to_string(hi));
+  }
+  return v;
+}
+
+// The trainer runs the model under autocast; the torchvision-style layers
+// keep float32 there (a half-precision sampling grid is off by fractions of a
+// pixel, and the colour ops clamp and quantise), and give float32 back.
+class AutocastPause {
+ public:
+  explicit AutocastPause(const torch::Device& device)
+      : type_(device.type()), was_(torch_compat::autocast_enabled(type_)) {
+    if (was_) torch_compat::set_autocast_enabled(type_, false);
+  }
+  ~AutocastPause() {
+    if (was_) torch_compat::set_autocast_enabled(type_, true);
+  }
+  AutocastPause(const AutocastPause&) = delete;
+  AutocastPause& operator=(const AutocastPause&) = delete;
+
+ private:
+  c10::DeviceType type_;
+  bool was_;
+};
+
+// Layers whose ops are defined on unit images: the layer maps its value range
+// to [0, 1] and back around them.
+class UnitRangeAugmentationImpl : public AugmentationImpl {
+ public:
+  UnitRangeAugmentationImpl(const std::string& type, const LayerSpec& spec)
+      : AugmentationImpl(type), range_(value_range_of(spec)) {}
+  torch::Tensor forward(torch::Tensor x) override {
+    AutocastPause full_precision(x.device());
+    const double span = range_.second - range_.first;
+    return augment_unit((x - range_.first) / span) * span + range_.first;
+  }
+
+ protected:
+  virtual torch::Tensor augment_unit(const torch::Tensor& u) = 0;
+
+ private:
+  std::pair<double, double> range_;
+};
+
+class RandomResizedCropImpl : public AugmentationImpl {
+ public:
+  explicit RandomResizedCropImpl(const LayerSpec& spec) : AugmentationImpl("RandomResizedCrop") {
+    if (spec.has("scale") && spec.params["scale"].is_number()) {
+      scale_ = {spec.get_double("scale", 0.08), 1.0};
+    } else {
+      scale_ = number_pair(spec, "scale").value_or(scale_);
+    }
+    ratio_ = number_pair(spec, "ratio").value_or(ratio_);
+    if (!(scale_.first > 0 && scale_.first <= scale_.second && scale_.second <= 1)) {
+      bad_setting(spec, "`scale` must be area fractions 0 < lo <= hi <= 1", "e.g. scale = [0.08, 1.0]");
+    }
+    if (!(ratio_.first > 0 && ratio_.first <= ratio_.second)) {
+      bad_setting(spec, "`ratio` must be aspect ratios 0 < lo <= hi", "e.g. ratio = [0.75, 1.3333]");
+    }
+  }
+  torch::Tensor forward(torch::Tensor x) override {
+    AutocastPause full_precision(x.device());
+    auto boxes = random_resized_crop_boxes(x.size(0), x.size(2), x.size(3), scale_, ratio_, x.device());
+    return resized_crop(x, boxes);
+  }
+
+ private:
+  std::pair<double, double> scale_{0.08, 1.0}, ratio_{3.0 / 4.0, 4.0 / 3.0};
+};
+
+class RandomColorJitterImpl : public UnitRangeAugmentationImpl {
+ public:
+  explicit RandomColorJitterImpl(const LayerSpec& spec) : UnitRangeAugmentationImpl("RandomColorJitter", spec) {
+    ranges_.brightness = factor_around_one(spec, "brightness_factor");
+    ranges_.contrast = factor_around_one(spec, "contrast_factor");
+    ranges_.saturation = factor_around_one(spec, "saturation_factor");
+    if (spec.has("hue_factor")) {
+      auto h = spec.params["hue_factor"].is_number() ? std::make_pair(-spec.get_double("hue_factor", 0), spec.get_double("hue_factor", 0))
+                                                     : *number_pair(spec, "hue_factor");
+      if (!(h.first <= h.second && h.first >= -0.5 && h.second <= 0.5)) {
+        bad_setting(spec, "`hue_factor` must be h in [0, 0.5] or [lo, hi] within [-0.5, 0.5]");
+      }
+      ranges_.hue = h;
+    }
+    if (!spec.has("brightness_factor") && !spec.has("contrast_factor") && !spec.has("saturation_factor") &&
+        !spec.has("hue_factor")) {
+      bad_setting(spec, "no factor given", "set brightness_factor, contrast_factor, saturation_factor or hue_factor");
+    }
+  }
+
+ protected:
+  torch::Tensor augment_unit(const torch::Tensor& u) override { return random_color_jitter(u, ranges_); }
+
+ private:
+  // torchvision's convention: f means [max(0, 1 - f), 1 + f].
+  static std::pair<double, double> factor_around_one(const LayerSpec& spec, const char* key) {
+    if (!spec.has(key)) return {1.0, 1.0};
+    std::pair<double, double> r;
+    if (spec.params[key].is_number()) {
+      const double f = spec.get_double(key, 0);
+      if (f < 0) bad_setting(spec, std::string("`") + key + "` must not be negative");
+      r = {std::max(0.0, 1.0 - f), 1.0 + f};
+    } else {
+      r = *number_pair(spec, key);
+    }
+    if (!(r.first >= 0 && r.first <= r.second)) bad_setting(spec, std::string("`") + key + "` must be 0 <= lo <= hi");
+    return r;
+  }
+  ColorJitterRanges ranges_;
+};
+
+// TrivialAugmentWide (one op per image, a random magnitude bin) and
+// RandAugment (num_ops ops per image at one magnitude bin) share torchvision's op set.
+class OpPolicyImpl : public UnitRangeAugmentationImpl {
+ public:
+  explicit OpPolicyImpl(const LayerSpec& spec)
+      : UnitRangeAugmentationImpl(spec.type, spec),
+        trivial_(spec.type == "TrivialAugmentWide"),
+        bins_(int_setting(spec, "num_magnitude_bins", 31, 2, 1000)),
+        bilinear_(bilinear_of(spec)) {
+    if (!trivial_) {
+      num_ops_ = int_setting(spec, "num_ops", 2, 1, 16);
+      magnitude_ = int_setting(spec, "magnitude", 9, 0, bins_ - 1);
+    }
+  }
+
+ protected:
+  torch::Tensor augment_unit(const torch::Tensor& u) override {
+    return trivial_ ? trivial_augment_wide(u, bins_, bilinear_) : rand_augment(u, num_ops_, magnitude_, bins_, bilinear_);
+  }
+
+ private:
+  bool trivial_;
+  int64_t bins_, num_ops_ = 0, magnitude_ = 0;
+  bool bilinear_;
+};
+
 class PoolingImpl : public LayerImpl {
  public:
   PoolingImpl(const LayerSpec& spec, bool max) : LayerImpl(spec.type), max_(max) {
@@ -497,6 +671,13 @@ Layer make_layer(const LayerSpec& spec, const std::vector<int64_t>& input_shape,
   if (t == "RandomContrast") {
     image_layer();
     return std::make_shared<RandomContrastImpl>(spec);
+  }
+  if (t == "RandomResizedCrop" || t == "RandomColorJitter" || t == "TrivialAugmentWide" || t == "RandAugment") {
+    image_layer();
+    if (input_shape[0] != 3) throw UsageError(where_of(spec) + ": needs a 3-channel (RGB) image input");
+    if (t == "RandomResizedCrop") return std::make_shared<RandomResizedCropImpl>(spec);
+    if (t == "RandomColorJitter") return std::make_shared<RandomColorJitterImpl>(spec);
+    return std::make_shared<OpPolicyImpl>(spec);
   }
   if (t == "Conv2D") {
     image_layer();

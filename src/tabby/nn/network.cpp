@@ -1,5 +1,7 @@
 #include "tabby/nn/network.h"
 
+#include <optional>
+
 #include "tabby/util/error.h"
 #include "tabby/util/log.h"
 #include "tabby/weights/pretrained.h"
@@ -17,6 +19,30 @@ std::string shape_text(const std::vector<int64_t>& s) {
   std::string out = "(";
   for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
   return out + ")";
+}
+
+// Rescaling maps the range affinely; augmentation keeps it; anything else
+// (per-channel normalisation, learnt layers) leaves it unknown.
+std::optional<std::pair<double, double>> range_after(const LayerSpec& ls,
+                                                     std::optional<std::pair<double, double>> range) {
+  if (!range || is_augmentation_layer(ls.type)) return range;
+  if (ls.type != "Rescaling") return std::nullopt;
+  const double scale = ls.get_double("scale", 1.0), offset = ls.get_double("offset", 0.0);
+  const double a = range->first * scale + offset, b = range->second * scale + offset;
+  return std::make_pair(std::min(a, b), std::max(a, b));
+}
+
+// Colour augmentation clamps to the values its layer sees: [0, 255] at the
+// model's input, [-1, 1] after the tutorials' Rescaling(1/127.5, -1).
+LayerSpec with_value_range(const LayerSpec& ls, const std::optional<std::pair<double, double>>& range) {
+  if (!takes_value_range(ls.type) || ls.has("value_range")) return ls;
+  if (!range) {
+    throw UsageError("layer '" + ls.name + "' (" + ls.type + "): the range of its input values is not known here",
+                     "put it before Normalization, or give value_range = [lo, hi]");
+  }
+  LayerSpec out = ls;
+  out.params["value_range"] = {range->first, range->second};
+  return out;
 }
 
 }  // namespace
@@ -43,8 +69,12 @@ NetworkImpl::NetworkImpl(const ModelSpec& spec, int64_t num_classes, int64_t hei
                      "use an --image-size between 8 and 4096");
   }
   std::vector<int64_t> shape = {3, height, width};
+  // The range of the pixel values each layer sees, while it is known.
+  std::optional<std::pair<double, double>> range = std::make_pair(0.0, 255.0);
   for (size_t i = 0; i < spec.layers.size(); ++i) {
     const LayerSpec& ls = spec.layers[i];
+    const auto range_before = range;
+    range = range_after(ls, range);
     NetworkEntry entry;
     entry.name = ls.name;
     entry.type = ls.type;
@@ -87,7 +117,7 @@ NetworkImpl::NetworkImpl(const ModelSpec& spec, int64_t num_classes, int64_t hei
       // A bad setting is found only here; say which config file holds it.
       const std::string from = spec.source.empty() ? std::string() : spec.source + ": ";
       try {
-        entry.layer = make_layer(ls, shape, num_classes);
+        entry.layer = make_layer(with_value_range(ls, range_before), shape, num_classes);
         shape = infer_output_shape(*entry.layer, shape);
       } catch (const UsageError& e) {
         throw UsageError(from + e.what(), e.hint());
