@@ -392,6 +392,15 @@ TEST(RecipeCli, ARecipeIsRecordedAndOneThatNeedsABackboneSaysSo) {
   EXPECT_EQ(t.at("schedule"), "one_cycle");
   EXPECT_EQ(t.at("epochs"), 1) << "a flag wins over the recipe";
   EXPECT_EQ(t.at("augment"), "flip");
+  // A model file may name its recipe; it is applied, not only recorded.
+  testing::write_bytes(dir / "with_recipe.toml", std::string(kRecipeTestModel) + "recipe = \"scratch\"\n");
+  r = run_tabby({"train", "--data", d.train.string(), "--model", (dir / "with_recipe.toml").string(), "--epochs", "1",
+                 "--out", (dir / "d").string(), "--threads", "1", "--no-report", "--batch-size", "8"});
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  const auto from_file = testing::read_json(dir / "d" / "run.json").at("train");
+  EXPECT_EQ(from_file.at("recipe"), "scratch");
+  EXPECT_EQ(from_file.at("schedule"), "one_cycle");
+  EXPECT_EQ(from_file.at("mixup"), 0.2);
 }
 
 TEST(RecipeCli, BadTrainTableImageSizeAndFlagValuesAreRefusedByName) {

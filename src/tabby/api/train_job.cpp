@@ -362,7 +362,14 @@ void apply_recipe_to_model(ModelSpec& model, const Recipe& recipe, const TrainJo
 void resolve_settings(Prepared& p, const TrainJob& job) {
   p.model = resolve_model(job.model);
   apply_backbone_overrides(p.model, job);
-  const Recipe* recipe = job.recipe.empty() ? nullptr : &find_recipe(job.recipe);
+  // A recipe named on the command line, by an experiment or by the model file's [train] `recipe`.
+  std::string recipe_name = job.recipe;
+  for (const nlohmann::json* table : std::initializer_list<const nlohmann::json*>{&job.train_overrides, &p.model.train}) {
+    if (recipe_name.empty() && table->is_object() && table->contains("recipe")) {
+      recipe_name = json_fields::as<std::string>(table->at("recipe"), "recipe", p.model.source + " [train]");
+    }
+  }
+  const Recipe* recipe = recipe_name.empty() ? nullptr : &find_recipe(recipe_name);
   if (recipe) apply_recipe_to_model(p.model, *recipe, job);
   RunSettings& s = p.settings;
   s.model_name = p.model.name;

@@ -39,7 +39,7 @@ std::vector<Recipe> make_recipes() {
   // augmentation and mixing, smoothing.
   Recipe scratch;
   scratch.name = "scratch";
-  scratch.description = "train from random weights (one-cycle AdamW, crops, TrivialAugment-like jitter, mixup, smoothing)";
+  scratch.description = "train from random weights (one-cycle AdamW, crops, flips, colour jitter, mixup, smoothing)";
   scratch.train = {{"optimizer", "adamw"}, {"lr", 3e-3},           {"weight_decay", 0.05},
                    {"schedule", "one_cycle"}, {"label_smoothing", 0.1}, {"mixup", 0.2},
                    {"augment", "crop=0.35,flip,jitter=0.2"}};

@@ -156,7 +156,8 @@ std::vector<TrainOptionDef> make_defs() {
       option("augment", "--augment", regularise,
              "Batch augmentation before the model, e.g. 'flip,rotation=0.1' (see tabby inspect --augment)",
              TABBY_FIELD(augment)),
-      option("recipe", "", training, "The recipe whose settings were applied", TABBY_FIELD(recipe)),
+      option("recipe", "", training, "A recipe (config/recipes.h) applied over the model file's [train] table",
+             TABBY_FIELD(recipe)),
       option("early_stopping", "--early-stopping", callbacks,
              "Stop when --monitor stops improving (restores the best weights)", TABBY_FIELD(early_stopping.enabled)),
       option("early_stopping.monitor", "--monitor", callbacks,
@@ -270,7 +271,7 @@ void apply_train_table(TrainOptions& o, const json& t, const std::string& source
     if (apply_key(o, t, k, source) || k == "image_size" || k == "crop_to_aspect") continue;
     std::vector<std::string> known;
     for (const auto& d : train_option_defs()) {
-      if (d.key.find('.') == std::string::npos && d.key != "recipe") known.push_back(d.key);
+      if (d.key.find('.') == std::string::npos) known.push_back(d.key);
     }
     known.push_back("image_size");
     known.push_back("crop_to_aspect");
