@@ -312,7 +312,9 @@ TEST(ModelSpecPresets, EveryPresetResolvesAndHasADescription) {
 TEST(ModelSpecPresets, BackbonePresetsAreTorchvisionArchitecturesWithAHead) {
   EXPECT_EQ(backbone_arch_names(),
             (std::vector<std::string>{"mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "resnet18",
-                                      "resnet50", "vgg16", "squeezenet1_1"}));
+                                      "resnet50", "vgg16", "squeezenet1_1", "efficientnet_b0", "efficientnet_b1",
+                                      "efficientnet_b2", "efficientnet_b3", "efficientnet_v2_s", "convnext_tiny",
+                                      "regnet_y_400mf", "vit_b_16"}));
   for (const auto& arch : backbone_arch_names()) {
     SCOPED_TRACE(arch);
     ModelSpec spec = resolve_model(arch);

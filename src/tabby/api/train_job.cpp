@@ -3,6 +3,7 @@
 #include <c10/util/Exception.h>
 #include <fmt/format.h>
 
+#include "tabby/config/backbone_table.h"
 #include "tabby/config/model_spec.h"
 #include "tabby/distributed/shard.h"
 #include "tabby/nn/network.h"
@@ -302,9 +303,15 @@ TrainOutcome train_recording_failure(const Prepared& p, const std::filesystem::p
   }
 }
 
-// Image size: the flag, else the model file's [train] image_size, else a default.
+// Image size: the flag, else the model file's [train] image_size, else the
+// backbone's own (config/backbone_table.h: torchvision's crop size for its
+// weights), else the tutorials' 180.
 void choose_image_size(RunSettings& s, const ModelSpec& model, const TrainJob& job) {
-  int64_t size_default = model.backbone_index() ? 224 : 180;
+  int64_t size_default = 180;
+  if (const auto index = model.backbone_index()) {
+    const BackboneInfo* info = find_backbone(model.layers[*index].get_string("arch", ""));
+    size_default = info ? info->default_image_size : 224;
+  }
   if (model.train.contains("image_size") && model.train["image_size"].is_number_integer()) {
     size_default = model.train["image_size"].get<int64_t>();
   }
