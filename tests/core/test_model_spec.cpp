@@ -617,5 +617,17 @@ TEST(ModelSpecErrors, BadFileOnDiskNamesThePath) {
   }
 }
 
+// The drop probability of the backbone's residual branches (EfficientNet,
+// ConvNeXt) reaches the Backbone layer; unset, the registry's default applies.
+TEST(ModelSpecPresets, StochasticDepthReachesTheBackboneLayer) {
+  ModelSpec spec = parse_model_toml("backbone = \"convnext_tiny\"\nstochastic_depth = 0.3\n[[layers]]\ntype = \"Dense\"\n",
+                                    "sd.toml");
+  ASSERT_TRUE(spec.backbone_index().has_value());
+  EXPECT_DOUBLE_EQ(spec.layers[*spec.backbone_index()].get_double("stochastic_depth", -1), 0.3);
+  EXPECT_FALSE(resolve_model("convnext_tiny").layers[1].params.contains("stochastic_depth"));
+  EXPECT_THROW(parse_model_toml("backbone = \"convnext_tiny\"\nstochastic_depth = \"high\"\n", "bad.toml"), Error);
+  EXPECT_THROW(parse_model_toml("stochastic_depth = 0.1\n[[layers]]\ntype = \"Dense\"\n", "bad.toml"), Error);
+}
+
 }  // namespace
 }  // namespace tabby

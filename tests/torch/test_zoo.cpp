@@ -3,6 +3,8 @@
 // torchvision's on the same weights, the reverse direction, the golden ImageNet
 // test vectors, and freezing / fine-tuning rules.
 #include "tabby/nn/state_dict.h"
+#include "tabby/config/model_spec.h"
+#include "tabby/nn/network.h"
 #include "tabby/config/backbone_table.h"
 #include "tabby/nn/zoo/archs.h"
 #include "tabby/nn/zoo/backbone.h"
@@ -741,6 +743,15 @@ TEST(ZooStochasticDepth, RegistryDefaultsAndTheOption) {
   heavy->set_trainable_blocks(0);
   heavy->train();
   EXPECT_TRUE(torch::equal(heavy->forward(x), heavy->forward(x)));
+}
+
+// A model file's `stochastic_depth` reaches the structure.
+TEST(ZooStochasticDepth, AModelFileSetsIt) {
+  const ModelSpec spec = parse_model_toml(
+      "backbone = \"efficientnet_b0\"\nweights = \"none\"\npooling = \"avg\"\nstochastic_depth = 0.4\n[[layers]]\ntype = \"Dense\"\n",
+      "sd.toml");
+  Network net(spec, 2, 32, 32);
+  EXPECT_NEAR(drop_probabilities(*net->backbone()).back(), 0.4 * 15 / 16.0, 1e-12);
 }
 
 TEST(ZooVit, OtherImageSizesAreAUsageErrorNamingTheSize) {
