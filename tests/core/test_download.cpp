@@ -93,8 +93,10 @@ TEST(Sha256, FilesAndPrefixes) {
 }
 
 TEST(Registry, PinsTorchvisionImageNetFiles) {
-  const std::vector<std::string> expected = {"mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "resnet18",
-                                             "resnet50",     "squeezenet1_1",      "vgg16"};
+  const std::vector<std::string> expected = {
+      "mobilenet_v2",    "mobilenet_v3_large", "mobilenet_v3_small", "resnet18",      "resnet50", "squeezenet1_1",
+      "vgg16",           "efficientnet_b0",    "efficientnet_b3",    "efficientnet_v2_s", "convnext_tiny",
+      "vit_b_16"};
   for (const std::string& arch : expected) {
     SCOPED_TRACE(arch);
     const PretrainedEntry* e = find_pretrained(arch);
@@ -114,6 +116,9 @@ TEST(Registry, PinsTorchvisionImageNetFiles) {
   const auto archs = pretrained_archs();
   for (const std::string& arch : expected) EXPECT_NE(std::find(archs.begin(), archs.end(), arch), archs.end());
   EXPECT_EQ(find_pretrained("no_such_net"), nullptr);
+  // Registry entries whose file has no known full digest are not downloadable.
+  for (const char* arch : {"efficientnet_b1", "efficientnet_b2", "regnet_y_400mf"})
+    EXPECT_EQ(find_pretrained(arch), nullptr) << arch;
 }
 
 TEST(Registry, BaseUrlReplacesHostAndFolder) {

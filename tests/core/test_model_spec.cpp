@@ -316,7 +316,9 @@ TEST(ModelSpecPresets, EveryPresetResolvesAndHasADescription) {
 TEST(ModelSpecPresets, BackbonePresetsAreTorchvisionArchitecturesWithAHead) {
   EXPECT_EQ(backbone_arch_names(),
             (std::vector<std::string>{"mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "resnet18",
-                                      "resnet50", "vgg16", "squeezenet1_1"}));
+                                      "resnet50", "vgg16", "squeezenet1_1", "efficientnet_b0", "efficientnet_b1",
+                                      "efficientnet_b2", "efficientnet_b3", "efficientnet_v2_s", "convnext_tiny",
+                                      "regnet_y_400mf", "vit_b_16"}));
   for (const auto& arch : backbone_arch_names()) {
     SCOPED_TRACE(arch);
     ModelSpec spec = resolve_model(arch);
@@ -617,6 +619,18 @@ TEST(ModelSpecErrors, BadFileOnDiskNamesThePath) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(file.string() + ":3"), std::string::npos) << e.what();
   }
+}
+
+// The drop probability of the backbone's residual branches (EfficientNet,
+// ConvNeXt) reaches the Backbone layer; unset, the registry's default applies.
+TEST(ModelSpecPresets, StochasticDepthReachesTheBackboneLayer) {
+  ModelSpec spec = parse_model_toml("backbone = \"convnext_tiny\"\nstochastic_depth = 0.3\n[[layers]]\ntype = \"Dense\"\n",
+                                    "sd.toml");
+  ASSERT_TRUE(spec.backbone_index().has_value());
+  EXPECT_DOUBLE_EQ(spec.layers[*spec.backbone_index()].get_double("stochastic_depth", -1), 0.3);
+  EXPECT_FALSE(resolve_model("convnext_tiny").layers[1].params.contains("stochastic_depth"));
+  EXPECT_THROW(parse_model_toml("backbone = \"convnext_tiny\"\nstochastic_depth = \"high\"\n", "bad.toml"), Error);
+  EXPECT_THROW(parse_model_toml("stochastic_depth = 0.1\n[[layers]]\ntype = \"Dense\"\n", "bad.toml"), Error);
 }
 
 }  // namespace

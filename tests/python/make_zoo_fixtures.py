@@ -10,6 +10,8 @@
       covered (its classifier would make a 528 MB file): the weights are the
       "features.*" tensors and there is no "output". OUTDIR/<arch>.names.json maps
       every name of the full model's state dict to its shape (vgg16's top too).
+      vit_b_16 takes 224x224 only: one such image, and its "features" are the
+      class token after encoder.ln as (1, 768, 1, 1), tabby's feature map.
 
   make_zoo_fixtures.py check DIR ARCH ...
       The reverse direction: loads DIR/<arch>.weights.safetensors (written by
@@ -33,10 +35,17 @@ except Exception as error:  # pragma: no cover - depends on the machine
     sys.exit(3)
 
 ARCHS = ["mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "resnet18", "resnet50", "vgg16",
-         "squeezenet1_1"]
+         "squeezenet1_1", "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3",
+         "efficientnet_v2_s", "convnext_tiny", "regnet_y_400mf", "vit_b_16"]
 FEATURES_ONLY = {"vgg16"}
 # Non-square on purpose, so a height/width mix-up shows.
 INPUT_SHAPE = (2, 3, 64, 80)
+# The position embedding fixes ViT's input; one image keeps its cost down.
+VIT_INPUT_SHAPE = (1, 3, 224, 224)
+
+
+def input_shape(arch):
+    return VIT_INPUT_SHAPE if arch.startswith("vit_") else INPUT_SHAPE
 
 DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
           torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
@@ -125,6 +134,15 @@ def randomize(model, generator):
             module.bias.data.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)
     # Residual branches end in bn2 (basic block) or bn3 (bottleneck): damping them
     # keeps ResNet activations from growing block after block.
+        elif isinstance(module, torch.nn.LayerNorm):  # ConvNeXt's LayerNorm2d too
+            n = module.normalized_shape[0]
+            module.weight.data.copy_(torch.rand(n, generator=generator) + 0.5)
+            module.bias.data.copy_(torch.randn(n, generator=generator) * 0.2)
+        if hasattr(module, "layer_scale"):  # ConvNeXt: 1e-6 would hide the residual branches
+            scale = module.layer_scale
+            scale.data.copy_(torch.rand(scale.shape, generator=generator) * 0.2 + 0.05)
+        if hasattr(module, "class_token"):  # ViT: zero at initialisation
+            module.class_token.data.copy_(torch.randn(module.class_token.shape, generator=generator))
     for module in model.modules():
         last_bn = getattr(module, "bn3", None) or (getattr(module, "bn2", None) if hasattr(module, "downsample") else None)
         if last_bn is not None:
@@ -137,6 +155,12 @@ def features_of(arch, model, x):
     if arch.startswith("resnet"):
         x = model.maxpool(model.relu(model.bn1(model.conv1(x))))
         return model.layer4(model.layer3(model.layer2(model.layer1(x))))
+    if arch.startswith("regnet"):
+        return model.trunk_output(model.stem(x))
+    if arch.startswith("vit_"):
+        tokens = model._process_input(x)
+        tokens = torch.cat([model.class_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
+        return model.encoder(tokens)[:, 0].reshape(tokens.shape[0], -1, 1, 1)
     return model.features(x)
 
 
@@ -147,7 +171,7 @@ def make(outdir, archs):
         model = build(arch)
         with torch.no_grad():
             randomize(model, generator)
-            x = torch.randn(INPUT_SHAPE, generator=generator)
+            x = torch.randn(input_shape(arch), generator=generator)
             io = {"input": x, "features": features_of(arch, model, x)}
             if arch in FEATURES_ONLY:
                 state = {"features." + k: v for k, v in model.state_dict().items()}

@@ -338,6 +338,16 @@ INSTANTIATE_TEST_SUITE_P(
         ExportCase{"vgg16", zoo("vgg16"), 32},
         ExportCase{"squeezenet1_1", zoo("squeezenet1_1"), 64},
         ExportCase{"squeezenet1_1_include_top", zoo("squeezenet1_1", {"--include-top"}), 64},
+        // SiLU as x * Sigmoid(x), squeeze-excitation with a sigmoid gate.
+        ExportCase{"efficientnet_b0", zoo("efficientnet_b0"), 64},
+        // LayerNorm over channels in ReduceMean arithmetic, exact GELU via Erf.
+        ExportCase{"convnext_tiny_include_top", zoo("convnext_tiny", {"--include-top"}), 64, 13,
+                   "checker,onnxruntime"},
+        ExportCase{"regnet_y_400mf_include_top", zoo("regnet_y_400mf", {"--include-top"}), 64},
+        // Attention as MatMul / Softmax, the class token expanded to the
+        // batch, LayerNormalization (opset 17). Frozen, so that only the head
+        // trains: ViT-B's backward pass would make this the slowest case.
+        ExportCase{"vit_b_16_opset17", zoo("vit_b_16", {"--freeze-backbone"}), 224, 17, "checker,onnxruntime"},
         // Later opsets: Clip's bounds as inputs (11), Resize's optional roi
         // (13), HardSwish as one op (14). OpenCV 4.6 reads neither a Clip
         // with bound inputs nor HardSwish, so ONNX Runtime alone checks them.

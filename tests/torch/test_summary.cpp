@@ -270,5 +270,14 @@ TEST(SummaryCli, JsonWithAFrozenBackbone) {
   EXPECT_EQ(j["layers"][1]["trainable_params"], 0);
 }
 
+// Without --image-size a backbone model takes its backbone's own size
+// (torchvision's crop for its weights): 300 for EfficientNet-B3, 300 / 32 -> 10.
+TEST(SummaryCli, ABackboneModelDefaultsToTheBackbonesImageSize) {
+  auto r = testing::run_tabby({"summary", "--model", "efficientnet_b3", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["layers"][1]["output_shape"], json({10, 10, 1536}));
+}
+
 }  // namespace
 }  // namespace tabby::nn

@@ -3,8 +3,12 @@
 // torchvision's on the same weights, the reverse direction, the golden ImageNet
 // test vectors, and freezing / fine-tuning rules.
 #include "tabby/nn/state_dict.h"
+#include "tabby/config/model_spec.h"
+#include "tabby/nn/network.h"
 #include "tabby/config/backbone_table.h"
+#include "tabby/nn/zoo/archs.h"
 #include "tabby/nn/zoo/backbone.h"
+#include "tabby/nn/zoo/layers.h"
 #include "tabby/util/error.h"
 #include "tabby/weights/pth.h"
 #include "tabby/weights/safetensors.h"
@@ -34,11 +38,23 @@ namespace {
 
 using tabby::testing::module_state_raw;
 
-const std::vector<std::string> kArchs = {"mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "resnet18",
-                                         "resnet50",     "vgg16",              "squeezenet1_1"};
+const std::vector<std::string> kArchs = {
+    "mobilenet_v2",    "mobilenet_v3_large", "mobilenet_v3_small", "resnet18",        "resnet50",
+    "vgg16",           "squeezenet1_1",      "efficientnet_b0",    "efficientnet_b1", "efficientnet_b2",
+    "efficientnet_b3", "efficientnet_v2_s",  "convnext_tiny",      "regnet_y_400mf",  "vit_b_16"};
 
 // Covered by its feature part only (torchvision's full VGG16 is 528 MB).
 bool features_only(const std::string& arch) { return arch == "vgg16"; }
+
+// The fixtures' input (tests/python/make_zoo_fixtures.py): non-square, except
+// for ViT, whose position embedding fixes 224x224 (one image keeps it cheap).
+std::vector<int64_t> fixture_input_shape(const std::string& arch) {
+  if (arch == "vit_b_16") return {1, 3, 224, 224};
+  return {2, 3, 64, 80};
+}
+
+// The smallest square input each arch takes, for the structural tests.
+int64_t small_side(const std::string& arch) { return arch == "vit_b_16" ? 224 : 64; }
 
 std::string env_or(const char* name, const std::string& fallback) {
   const char* value = std::getenv(name);
@@ -154,6 +170,29 @@ void randomize_like_fixtures(const std::string& arch, torch::nn::Module& model) 
       linear->bias.copy_(torch::randn_like(linear->bias) * 0.1);
     }
   }
+  // LayerNorms (ConvNeXt's over channels too), ConvNeXt's layer scales (1e-6
+  // would hide its residual branches) and ViT's class token (zero at first).
+  for (auto& p : model.named_parameters()) {
+    const std::string& name = p.key();
+    torch::Tensor value = p.value();
+    if (name.size() >= 11 && name.compare(name.size() - 11, 11, "layer_scale") == 0) {
+      value.copy_(torch::rand_like(value) * 0.2 + 0.05);
+    } else if (name == "class_token") {
+      value.copy_(torch::randn_like(value));
+    }
+  }
+  for (const auto& item : model.named_modules()) {
+    torch::Tensor weight, bias;
+    if (auto* ln = item.value()->as<torch::nn::LayerNorm>()) {
+      weight = ln->weight, bias = ln->bias;
+    } else if (auto* cln = item.value()->as<zoo::ChannelLayerNorm>()) {
+      weight = cln->weight, bias = cln->bias;
+    } else {
+      continue;
+    }
+    weight.copy_(torch::rand_like(weight) + 0.5);
+    bias.copy_(torch::randn_like(bias) * 0.2);
+  }
 }
 
 std::set<std::string> keys_of(const TensorMap& map) {
@@ -186,16 +225,40 @@ std::vector<torch::nn::BatchNorm2dImpl*> batch_norms(torch::nn::Module& module) 
 
 TEST(Zoo, ListsTheTorchvisionNames) { EXPECT_EQ(backbone_archs(), kArchs); }
 
-// The backbone table (names, weights sources, normalisation) and the zoo's
-// structures are one list: every row builds, nothing builds without a row.
-TEST(Zoo, EveryRowOfTheBackboneTableHasAStructure) {
+// The registry's entries (names, weights sources, preprocessing) and the zoo's
+// structures are one list: every entry has exactly one structure, every
+// structure an entry.
+TEST(Zoo, EveryRegistryEntryHasExactlyOneStructure) {
   EXPECT_EQ(backbone_archs(), backbone_arch_names());
+  std::map<std::string, int> structures;
+  for (const auto& structure : zoo::all_structures()) ++structures[structure.name];
+  for (const auto& [name, count] : structures) {
+    EXPECT_EQ(count, 1) << name;
+    EXPECT_NE(find_backbone(name), nullptr) << name << " has a structure but no registry entry";
+  }
   for (const auto& row : backbone_table()) {
     SCOPED_TRACE(row.name);
+    EXPECT_EQ(structures[row.name], 1);
     EXPECT_EQ(make_backbone(row.name, false)->arch(), row.name);
-    EXPECT_NE(row.imagenet.file_name.find(row.imagenet.sha256.substr(0, 8)), std::string::npos);
+    if (row.imagenet) {
+      EXPECT_NE(row.imagenet->file_name.find(row.imagenet->sha256.substr(0, 8)), std::string::npos);
+      EXPECT_EQ(row.imagenet->sha256.size(), 64u);
+    }
     EXPECT_EQ(row.normalization.mean, imagenet_normalization().mean);
+    EXPECT_EQ(row.default_image_size, row.eval.crop);
+    EXPECT_LE(row.eval.crop, row.eval.resize);
   }
+  // torchvision's presets for these weights.
+  const BackboneInfo* b3 = find_backbone("efficientnet_b3");
+  ASSERT_NE(b3, nullptr);
+  EXPECT_EQ(b3->eval.resize, 320);
+  EXPECT_EQ(b3->eval.crop, 300);
+  EXPECT_EQ(b3->eval.interpolation, ResizeInterpolation::bicubic);
+  EXPECT_EQ(find_backbone("convnext_tiny")->eval.resize, 236);
+  EXPECT_EQ(find_backbone("efficientnet_v2_s")->default_image_size, 384);
+  // No full digest known for these files: no download entry (see backbone_table.cpp).
+  for (const char* arch : {"efficientnet_b1", "efficientnet_b2", "regnet_y_400mf"})
+    EXPECT_FALSE(find_backbone(arch)->imagenet.has_value()) << arch;
 }
 
 TEST(Zoo, UnknownArchIsAUsageErrorListingTheKnownOnes) {
@@ -212,7 +275,10 @@ TEST(Zoo, UnknownArchIsAUsageErrorListingTheKnownOnes) {
 TEST(Zoo, ParameterCountsMatchTorchvision) {
   const std::map<std::string, int64_t> with_top = {
       {"mobilenet_v2", 3504872}, {"mobilenet_v3_large", 5483032}, {"mobilenet_v3_small", 2542856},
-      {"resnet18", 11689512},    {"resnet50", 25557032},          {"squeezenet1_1", 1235496}};
+      {"resnet18", 11689512},    {"resnet50", 25557032},          {"squeezenet1_1", 1235496},
+      {"efficientnet_b0", 5288548}, {"efficientnet_b1", 7794184}, {"efficientnet_b2", 9109994},
+      {"efficientnet_b3", 12233232}, {"efficientnet_v2_s", 21458488}, {"convnext_tiny", 28589128},
+      {"regnet_y_400mf", 4344144}, {"vit_b_16", 86567656}};
   for (const auto& [arch, count] : with_top) {
     auto model = make_backbone(arch, true);
     EXPECT_EQ(model->count_parameters(false), count) << arch;
@@ -223,15 +289,16 @@ TEST(Zoo, ParameterCountsMatchTorchvision) {
 
 TEST(Zoo, FeatureMapsHaveTheAdvertisedChannels) {
   torch::NoGradGuard no_grad;
-  const torch::Tensor x = torch::randn({1, 3, 64, 64});
   const std::map<std::string, int64_t> channels = {
-      {"mobilenet_v2", 1280}, {"mobilenet_v3_large", 960}, {"mobilenet_v3_small", 576}, {"resnet18", 512},
-      {"resnet50", 2048},     {"vgg16", 512},              {"squeezenet1_1", 512}};
+      {"mobilenet_v2", 1280},    {"mobilenet_v3_large", 960}, {"mobilenet_v3_small", 576}, {"resnet18", 512},
+      {"resnet50", 2048},        {"vgg16", 512},              {"squeezenet1_1", 512},      {"efficientnet_b0", 1280},
+      {"efficientnet_b1", 1280}, {"efficientnet_b2", 1408},   {"efficientnet_b3", 1536},   {"efficientnet_v2_s", 1280},
+      {"convnext_tiny", 768},    {"regnet_y_400mf", 440},     {"vit_b_16", 768}};
   for (const auto& arch : kArchs) {
     auto model = make_backbone(arch, false);
     model->eval();
     EXPECT_EQ(model->feature_channels(), channels.at(arch)) << arch;
-    torch::Tensor f = model->forward(x);
+    torch::Tensor f = model->forward(torch::randn({1, 3, small_side(arch), small_side(arch)}));
     ASSERT_EQ(f.dim(), 4) << arch;
     EXPECT_EQ(f.size(1), channels.at(arch)) << arch;
     EXPECT_FALSE(model->include_top());
@@ -241,7 +308,8 @@ TEST(Zoo, FeatureMapsHaveTheAdvertisedChannels) {
 
 TEST(Zoo, IncludeTopGivesLogitsForTheRequestedClasses) {
   torch::NoGradGuard no_grad;
-  for (const auto& arch : {"mobilenet_v2", "mobilenet_v3_small", "resnet18", "squeezenet1_1"}) {
+  for (const auto& arch : {"mobilenet_v2", "mobilenet_v3_small", "resnet18", "squeezenet1_1", "efficientnet_b0",
+                           "convnext_tiny", "regnet_y_400mf"}) {
     auto model = make_backbone(arch, true, 7);
     model->eval();
     torch::Tensor y = model->forward(torch::randn({2, 3, 64, 64}));
@@ -255,7 +323,9 @@ TEST(Zoo, IncludeTopGivesLogitsForTheRequestedClasses) {
 TEST(Zoo, BlocksPartitionTheParameters) {
   const std::map<std::string, size_t> expected_units = {
       {"mobilenet_v2", 20},  {"mobilenet_v3_large", 19}, {"mobilenet_v3_small", 15}, {"resnet18", 11},
-      {"resnet50", 19},      {"vgg16", 13},              {"squeezenet1_1", 10}};
+      {"resnet50", 19},      {"vgg16", 13},              {"squeezenet1_1", 10},
+      {"efficientnet_b0", 19}, {"efficientnet_b1", 26},  {"efficientnet_b2", 26},      {"efficientnet_b3", 29},
+      {"efficientnet_v2_s", 43}, {"convnext_tiny", 24},  {"regnet_y_400mf", 18},       {"vit_b_16", 17}};
   for (const auto& arch : kArchs) {
     auto model = make_backbone(arch, !features_only(arch));
     const auto units = model->blocks();
@@ -345,7 +415,7 @@ TEST(ZooReverse, TabbyWeightsLoadIntoTorchvision) {
     randomize_like_fixtures(arch, *model);
     model->eval();
     torch::NoGradGuard no_grad;
-    const torch::Tensor x = torch::randn({2, 3, 64, 80});
+    const torch::Tensor x = torch::randn(fixture_input_shape(arch));
     RawTensorMap io = {{"input", to_raw(x)}};
     io[features_only(arch) ? "features" : "output"] = to_raw(model->forward(x));
     write_safetensors(dir / (arch + ".weights.safetensors"), module_state_raw(*model));
@@ -366,7 +436,7 @@ TEST(ZooReverse, TabbyWeightsLoadIntoTorchvision) {
     ++checked;
   }
   EXPECT_EQ(checked, kArchs.size()) << result.out;
-  if (!HasFailure()) fs::remove_all(dir);  // 250 MB of weights; kept only to debug a failure
+  if (!HasFailure()) fs::remove_all(dir);  // 850 MB of weights; kept only to debug a failure
 }
 
 // ---------------------------------------------------------------------------
@@ -579,7 +649,7 @@ TEST(ZooFreeze, FreshBackboneTrainsBatchNormNormally) {
 // autograd on it runs the out-of-place ops of training. Both give the same
 // numbers, and neither touches the caller's input.
 TEST(ZooInference, InPlacePathGivesTheAutogradPathsValuesAndLeavesTheInput) {
-  for (const std::string arch : {"mobilenet_v2", "resnet18"}) {
+  for (const std::string arch : {"mobilenet_v2", "resnet18", "efficientnet_b0", "regnet_y_400mf"}) {
     torch::manual_seed(3);
     auto model = make_backbone(arch, /*include_top=*/true, 4);
     model->eval();
@@ -603,4 +673,116 @@ TEST(ZooInference, InPlacePathGivesTheAutogradPathsValuesAndLeavesTheInput) {
       EXPECT_LT((inference - with_autograd).abs().max().item<double>(), 1e-4) << arch << " batch " << batch;
     }
   }
+}
+
+// ---------------------------------------------------------------------------
+// Stochastic depth, ViT's input size and older torchvision state dicts
+// ---------------------------------------------------------------------------
+
+namespace {
+
+std::vector<double> drop_probabilities(torch::nn::Module& model) {
+  std::vector<double> out;
+  for (const auto& m : model.modules())
+    if (auto* drop = m->as<zoo::StochasticDepth>()) out.push_back(drop->p());
+  return out;
+}
+
+}  // namespace
+
+// Row mode: each sample's branch is kept whole (scaled by 1/(1-p)) or zeroed;
+// the identity in inference.
+TEST(ZooStochasticDepth, DropsWholeSamplesInTrainingOnly) {
+  torch::manual_seed(5);
+  zoo::StochasticDepth drop(0.5);
+  const torch::Tensor x = torch::ones({400, 3, 2, 2});
+  drop->train();
+  const torch::Tensor y = drop->forward(x);
+  const torch::Tensor per_sample = y.flatten(1);
+  const torch::Tensor kept = per_sample.select(1, 0) != 0;
+  // Every value of a sample is the same: 0 or 1 / (1 - 0.5).
+  EXPECT_TRUE(torch::equal(per_sample.amin(1), per_sample.amax(1)));
+  EXPECT_TRUE(torch::allclose(per_sample.select(1, 0).masked_select(kept), torch::full({kept.sum().item<int64_t>()}, 2.0f)));
+  const double kept_share = kept.to(torch::kFloat64).mean().item<double>();
+  EXPECT_GT(kept_share, 0.35);
+  EXPECT_LT(kept_share, 0.65);
+  drop->eval();
+  EXPECT_TRUE(torch::equal(drop->forward(x), x));
+}
+
+// torchvision's defaults grow linearly with the block's index: 0.2 x i / 16
+// for EfficientNet-B0's 16 blocks, 0.1 x i / 17 for ConvNeXt-Tiny's 18; the
+// option overrides them, and a model whose blocks drop gives different
+// training outputs for the same input, the same ones in eval.
+TEST(ZooStochasticDepth, RegistryDefaultsAndTheOption) {
+  auto b0 = make_backbone("efficientnet_b0", false);
+  const auto b0_drops = drop_probabilities(*b0);
+  ASSERT_EQ(b0_drops.size(), 16u);
+  for (size_t i = 0; i < b0_drops.size(); ++i) EXPECT_NEAR(b0_drops[i], 0.2 * i / 16.0, 1e-12) << i;
+  const auto convnext_drops = drop_probabilities(*make_backbone("convnext_tiny", false));
+  ASSERT_EQ(convnext_drops.size(), 18u);
+  EXPECT_DOUBLE_EQ(convnext_drops.front(), 0.0);
+  EXPECT_NEAR(convnext_drops.back(), 0.1, 1e-12);
+
+  BackboneOptions options;
+  options.stochastic_depth = 0.9;
+  auto heavy = make_backbone("efficientnet_b0", options);
+  EXPECT_NEAR(drop_probabilities(*heavy).back(), 0.9 * 15 / 16.0, 1e-12);
+  options.stochastic_depth = 1.0;
+  EXPECT_THROW(make_backbone("efficientnet_b0", options), tabby::UsageError);
+
+  torch::manual_seed(6);
+  torch::NoGradGuard no_grad;
+  const torch::Tensor x = torch::randn({4, 3, 32, 32});
+  heavy->set_trainable_blocks(-1, /*bn_inference=*/true);  // batch norm fixed: only the drops vary
+  heavy->train();
+  EXPECT_FALSE(torch::equal(heavy->forward(x), heavy->forward(x)));
+  heavy->eval();
+  EXPECT_TRUE(torch::equal(heavy->forward(x), heavy->forward(x)));
+  // Frozen blocks do not drop either.
+  heavy->set_trainable_blocks(0);
+  heavy->train();
+  EXPECT_TRUE(torch::equal(heavy->forward(x), heavy->forward(x)));
+}
+
+// A model file's `stochastic_depth` reaches the structure.
+TEST(ZooStochasticDepth, AModelFileSetsIt) {
+  const ModelSpec spec = parse_model_toml(
+      "backbone = \"efficientnet_b0\"\nweights = \"none\"\npooling = \"avg\"\nstochastic_depth = 0.4\n[[layers]]\ntype = \"Dense\"\n",
+      "sd.toml");
+  Network net(spec, 2, 32, 32);
+  EXPECT_NEAR(drop_probabilities(*net->backbone()).back(), 0.4 * 15 / 16.0, 1e-12);
+}
+
+TEST(ZooVit, OtherImageSizesAreAUsageErrorNamingTheSize) {
+  auto vit = make_backbone("vit_b_16", false);
+  vit->eval();
+  torch::NoGradGuard no_grad;
+  try {
+    vit->forward(torch::zeros({1, 3, 160, 160}));
+    FAIL() << "expected an error";
+  } catch (const tabby::UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("224x224"), std::string::npos) << e.what();
+  }
+}
+
+// torchvision's IMAGENET1K_V1 file predates torchvision 0.13's MLP and names
+// its Linears mlp.linear_1 / mlp.linear_2; they load as mlp.0 / mlp.3.
+TEST(ZooVit, StateDictsWithTheOlderMlpNamesLoad) {
+  auto vit = make_backbone("vit_b_16", true, 5);
+  TensorMap legacy;
+  for (const auto& [name, tensor] : module_state(*vit)) {
+    std::string old = name;
+    for (const auto& [now, before] : {std::pair<std::string, std::string>{".mlp.0.", ".mlp.linear_1."},
+                                      {".mlp.3.", ".mlp.linear_2."}}) {
+      const size_t at = old.find(now);
+      if (at != std::string::npos) old.replace(at, now.size(), before);
+    }
+    legacy.emplace(old, tensor.clone().fill_(0.25));
+  }
+  ASSERT_TRUE(legacy.count("encoder.layers.encoder_layer_11.mlp.linear_2.bias"));
+  const LoadReport report = load_backbone_state(*vit, legacy, /*strict=*/true);
+  EXPECT_TRUE(report.ok());
+  const torch::Tensor loaded = module_state(*vit).at("encoder.layers.encoder_layer_11.mlp.3.bias");
+  EXPECT_TRUE(torch::equal(loaded, torch::full_like(loaded, 0.25)));
 }

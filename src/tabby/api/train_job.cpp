@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "tabby/config/augment_spec.h"
+#include "tabby/config/backbone_table.h"
 #include "tabby/report/chart.h"
 #include "tabby/config/model_spec.h"
 #include "tabby/config/recipes.h"
@@ -322,10 +323,16 @@ std::pair<int64_t, int64_t> train_table_image_size(const ModelSpec& model) {
   throw Error(where + ": `image_size` must be an integer N or a list [H, W], got " + v.dump());
 }
 
-// Image size: the flag, else the model file's [train] image_size, else a default.
+// Image size: the flag, else the model file's [train] image_size, else the
+// backbone's own (config/backbone_table.h: torchvision's crop size for its
+// weights), else the tutorials' 180.
 void choose_image_size(RunSettings& s, const ModelSpec& model, const TrainJob& job) {
   std::pair<int64_t, int64_t> size_default{180, 180};
-  if (model.backbone_index()) size_default = {224, 224};
+  if (const auto index = model.backbone_index()) {
+    const BackboneInfo* info = find_backbone(model.layers[*index].get_string("arch", ""));
+    const int64_t side = info ? info->default_image_size : 224;
+    size_default = {side, side};
+  }
   if (model.train.contains("image_size")) size_default = train_table_image_size(model);
   if (job.image_height) {
     s.height = *job.image_height;

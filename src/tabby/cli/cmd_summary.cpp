@@ -1,6 +1,7 @@
 // tabby summary --model X --image-size N: the Keras-style model table.
 #include <memory>
 
+#include "tabby/config/backbone_table.h"
 #include "tabby/config/model_spec.h"
 #include "tabby/config/presets.h"
 #include "tabby/nn/network.h"
@@ -12,7 +13,7 @@ namespace tabby::cli {
 
 Command add_summary(CLI::App& root) {
   struct Flags {
-    std::string model, image_size = "180";
+    std::string model, image_size;
     int64_t classes = 2;
     bool json = false, list = false, freeze = false, include_top = false;
     int fine_tune_last = -1;
@@ -20,7 +21,7 @@ Command add_summary(CLI::App& root) {
   auto f = std::make_shared<Flags>();
   CLI::App* app = root.add_subcommand("summary", "Print a model's layers, output shapes and parameter counts");
   app->add_option("--model", f->model, "Preset name or model .toml file");
-  app->add_option("--image-size", f->image_size, "Input size N or HxW (default 180)");
+  app->add_option("--image-size", f->image_size, "Input size N or HxW (default: the backbone's, else 180)");
   app->add_option("--classes", f->classes, "Number of classes (default 2)");
   app->add_flag("--freeze-backbone", f->freeze, "Show counts with the backbone frozen");
   app->add_option("--fine-tune-last", f->fine_tune_last, "Show counts with the backbone's last N blocks trainable");
@@ -33,8 +34,14 @@ Command add_summary(CLI::App& root) {
       return 0;
     }
     if (f->model.empty()) throw UsageError("--model is required", "see `tabby summary --list` for the presets");
-    auto [h, w] = parse_image_size(f->image_size);
     ModelSpec spec = resolve_model(f->model);
+    std::string size = f->image_size;
+    if (size.empty()) {
+      const auto idx = spec.backbone_index();
+      const BackboneInfo* info = idx ? find_backbone(spec.layers[*idx].get_string("arch", "")) : nullptr;
+      size = std::to_string(info ? info->default_image_size : 180);
+    }
+    auto [h, w] = parse_image_size(size);
     if (f->include_top || f->freeze) {
       auto idx = spec.backbone_index();
       if (!idx) throw UsageError("--freeze-backbone / --include-top need a model with a backbone");

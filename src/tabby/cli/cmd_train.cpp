@@ -188,7 +188,7 @@ Command add_train(CLI::App& root) {
       ->group(g);
   app->add_flag("--stratify", f->job.data.stratify, "Keep class proportions in fraction splits (always on for CSV)")
       ->group(g);
-  app->add_option("--image-size", f->image_size, "Input size N or HxW (default: the model's, else 180; 224 for backbones)")
+  app->add_option("--image-size", f->image_size, "Input size N or HxW (default: the model's, else its backbone's, e.g. 224 or 300 for efficientnet_b3; else 180)")
       ->group(g);
   app->add_flag("--crop-to-aspect", f->job.crop_to_aspect, "Centre-crop to the target aspect ratio before resizing")
       ->group(g);

@@ -38,7 +38,7 @@ const std::map<std::string, std::set<std::string>>& layer_schema() {
       {"Dropout", {"rate"}},
       {"BatchNormalization", {"momentum", "epsilon"}},
       {"Activation", {"activation"}},
-      {"Backbone", {"arch", "weights", "include_top", "trainable", "bn_inference"}},
+      {"Backbone", {"arch", "weights", "include_top", "trainable", "bn_inference", "stochastic_depth"}},
   };
   return schema;
 }
@@ -71,7 +71,8 @@ std::string snake_name(const std::string& type) {
 
 const std::set<std::string> kTopLevelKeys = {"name",         "description", "layers",      "augment",
                                              "train",        "backbone",    "weights",     "include_top",
-                                             "freeze_backbone", "bn_inference", "preprocessing", "pooling"};
+                                             "freeze_backbone", "bn_inference", "preprocessing", "pooling",
+                                             "stochastic_depth"};
 
 // Top-level settings must have the right kind before they are read, so a
 // `freeze_backbone = "yes"` is an error naming the file, not a JSON exception.
@@ -83,6 +84,9 @@ void check_top_level_types(const nlohmann::json& root, const std::string& source
     if (strings.count(key) && !it.value().is_string()) {
       throw Error(source + ": `" + key + "` must be a string",
                   key == "backbone" ? "a torchvision name such as \"mobilenet_v2\"" : "put the value in quotes");
+    }
+    if (key == "stochastic_depth" && !it.value().is_number()) {
+      throw Error(source + ": `stochastic_depth` must be a number", "a drop probability in [0, 1), e.g. 0.2");
     }
     if (bools.count(key) && !it.value().is_boolean()) {
       throw Error(source + ": `" + key + "` must be true or false");
@@ -166,6 +170,7 @@ void expand_backbone_shorthand(const nlohmann::json& root, ModelSpec& spec, std:
   backbone.params = {{"arch", arch}, {"weights", weights}, {"include_top", include_top}};
   if (root.contains("freeze_backbone")) backbone.params["trainable"] = !root["freeze_backbone"].get<bool>();
   if (root.contains("bn_inference")) backbone.params["bn_inference"] = root["bn_inference"];
+  if (root.contains("stochastic_depth")) backbone.params["stochastic_depth"] = root["stochastic_depth"];
   layers.push_back(backbone);
 
   if (include_top) {
@@ -352,7 +357,8 @@ ModelSpec parse_model_toml(const std::string& text, const std::string& source) {
   if (root.contains("backbone")) {
     expand_backbone_shorthand(root, spec, std::move(augment), std::move(layers));
   } else {
-    for (const char* key : {"weights", "include_top", "freeze_backbone", "bn_inference", "preprocessing", "pooling"}) {
+    for (const char* key :
+         {"weights", "include_top", "freeze_backbone", "bn_inference", "preprocessing", "pooling", "stochastic_depth"}) {
       if (root.contains(key)) {
         throw Error(source + ": `" + key + "` only applies with `backbone = \"...\"`");
       }

@@ -103,6 +103,65 @@ Value export_hardswish(GraphWriter& g, const Value& x) {
   return g.node("Mul", {x.name, export_hardsigmoid(g, x).name}, {}, y);
 }
 
+Value export_sigmoid(GraphWriter& g, const Value& x) {
+  return g.node("Sigmoid", {x.name}, {}, torch::sigmoid(x.sample));
+}
+
+Value export_silu(GraphWriter& g, const Value& x) {
+  return g.node("Mul", {x.name, export_sigmoid(g, x).name}, {}, torch::silu(x.sample));
+}
+
+Value export_gelu(GraphWriter& g, const Value& x) {
+  const Value scaled = g.node("Div", {x.name, g.constant("gelu.sqrt2", torch::tensor(std::sqrt(2.0f)))}, {},
+                              x.sample / std::sqrt(2.0f));
+  const Value erf = g.node("Erf", {scaled.name}, {}, torch::erf(scaled.sample));
+  const Value one_plus = g.node("Add", {erf.name, g.constant("gelu.one", torch::tensor(1.0f))}, {}, erf.sample + 1);
+  const Value half_x = g.node("Mul", {x.name, g.constant("gelu.half", torch::tensor(0.5f))}, {}, x.sample * 0.5);
+  return g.node("Mul", {half_x.name, one_plus.name}, {}, torch::gelu(x.sample));
+}
+
+Value export_mul(GraphWriter& g, const Value& a, const Value& b) {
+  return g.node("Mul", {a.name, b.name}, {}, a.sample * b.sample);
+}
+
+Value export_layer_norm(GraphWriter& g, const Value& x, int64_t axis, const torch::Tensor& weight,
+                        const torch::Tensor& bias, double eps, const torch::Tensor& result) {
+  const int64_t rank = x.sample.dim();
+  if (axis < 0) axis += rank;
+  // weight and bias broadcast along `axis`: shape (C, 1, ..., 1) with as many 1s as axes after it.
+  std::vector<int64_t> along(rank - axis, 1);
+  along[0] = weight.size(0);
+  const torch::Tensor w = weight.detach().to(torch::kFloat32).reshape(along);
+  const torch::Tensor b = bias.detach().to(torch::kFloat32).reshape(along);
+  if (g.opset() >= 17 && axis == rank - 1) {
+    return g.node("LayerNormalization",
+                  {x.name, g.constant("ln.weight", weight.detach().to(torch::kFloat32)),
+                   g.constant("ln.bias", bias.detach().to(torch::kFloat32))},
+                  {{"axis", axis}, {"epsilon", static_cast<float>(eps)}}, result);
+  }
+  const std::vector<int64_t> axes = {axis};
+  const torch::Tensor mean_s = x.sample.mean(axes, /*keepdim=*/true);
+  const Value mean = g.node("ReduceMean", {x.name}, {{"axes", axes}, {"keepdims", int64_t{1}}}, mean_s);
+  const Value centred = g.node("Sub", {x.name, mean.name}, {}, x.sample - mean_s);
+  const Value squared = export_mul(g, centred, centred);
+  const torch::Tensor var_s = squared.sample.mean(axes, true);
+  const Value var = g.node("ReduceMean", {squared.name}, {{"axes", axes}, {"keepdims", int64_t{1}}}, var_s);
+  const Value var_eps = g.node("Add", {var.name, g.constant("ln.eps", torch::tensor(static_cast<float>(eps)))}, {},
+                               var_s + eps);
+  const Value deviation = g.node("Sqrt", {var_eps.name}, {}, torch::sqrt(var_eps.sample));
+  const Value normed = g.node("Div", {centred.name, deviation.name}, {}, centred.sample / deviation.sample);
+  const Value scaled = g.node("Mul", {normed.name, g.constant("ln.weight", w)}, {}, normed.sample * w);
+  return g.node("Add", {scaled.name, g.constant("ln.bias", b)}, {}, result);
+}
+
+Value export_linear_last_axis(GraphWriter& g, torch::nn::LinearImpl& linear, const Value& x) {
+  const torch::Tensor weight_t = linear.weight.detach().t().contiguous();
+  const torch::Tensor product = torch::matmul(x.sample, weight_t);
+  const Value y = g.node("MatMul", {x.name, g.constant("linear.weight_t", weight_t)}, {}, product);
+  if (!linear.bias.defined()) return y;
+  return g.node("Add", {y.name, g.constant("linear.bias", linear.bias.detach())}, {}, linear.forward(x.sample));
+}
+
 Value export_add(GraphWriter& g, const Value& a, const Value& b) {
   return g.node("Add", {a.name, b.name}, {}, a.sample + b.sample);
 }
@@ -182,7 +241,12 @@ Value export_module(GraphWriter& g, torch::nn::Module& m, const Value& x) {
   if (m.as<torch::nn::ReLU6>()) return export_relu6(g, x);
   if (m.as<zoo::Hardswish>()) return export_hardswish(g, x);
   if (m.as<zoo::Hardsigmoid>()) return export_hardsigmoid(g, x);
-  if (m.as<torch::nn::Dropout>()) return identity(x);
+  if (m.as<torch::nn::SiLU>()) return export_silu(g, x);
+  if (m.as<torch::nn::GELU>()) return export_gelu(g, x);
+  if (m.as<torch::nn::Dropout>() || m.as<zoo::StochasticDepth>()) return identity(x);
+  if (auto* ln = m.as<torch::nn::LayerNorm>()) {
+    return export_layer_norm(g, x, -1, ln->weight, ln->bias, ln->options.eps(), ln->forward(x.sample));
+  }
   if (auto* linear = m.as<torch::nn::Linear>()) return export_linear(g, *linear, x);
   if (auto* pool = m.as<torch::nn::MaxPool2d>()) {
     const auto& o = pool->options;

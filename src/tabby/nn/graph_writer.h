@@ -55,7 +55,21 @@ Value export_relu(GraphWriter& g, const Value& x);
 Value export_relu6(GraphWriter& g, const Value& x);
 Value export_hardsigmoid(GraphWriter& g, const Value& x);
 Value export_hardswish(GraphWriter& g, const Value& x);
+Value export_sigmoid(GraphWriter& g, const Value& x);
+// x * sigmoid(x), as torch.nn.SiLU (ONNX has no SiLU op).
+Value export_silu(GraphWriter& g, const Value& x);
+// The exact GELU, 0.5 x (1 + erf(x / sqrt 2)), as torch.nn.GELU's default.
+Value export_gelu(GraphWriter& g, const Value& x);
 Value export_add(GraphWriter& g, const Value& a, const Value& b);
+Value export_mul(GraphWriter& g, const Value& a, const Value& b);
+// Layer norm over one axis of x with per-element weight and bias along it;
+// `result` is what forward() gives. LayerNormalization from opset 17 (last
+// axis only), else its arithmetic in ReduceMean / Sub / Mul / Sqrt / Div.
+Value export_layer_norm(GraphWriter& g, const Value& x, int64_t axis, const torch::Tensor& weight,
+                        const torch::Tensor& bias, double eps, const torch::Tensor& result);
+// x (..., in) times a constant weight (out, in), as torch's linear on the
+// last axis of a tensor of any rank: MatMul then Add (Gemm takes 2-D only).
+Value export_linear_last_axis(GraphWriter& g, torch::nn::LinearImpl& linear, const Value& x);
 // x * mul + add with one (mul, add) per channel of x (B,C,H,W), as a depthwise
 // 1x1 Conv: OpenCV 4.6 refuses Mul/Add of a (1,C,1,1) constant.
 Value export_channel_affine(GraphWriter& g, const std::string& hint, const torch::Tensor& mul, const torch::Tensor& add,

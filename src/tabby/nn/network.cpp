@@ -91,7 +91,12 @@ NetworkImpl::NetworkImpl(const ModelSpec& spec, int64_t num_classes, int64_t hei
         throw Error("layer '" + ls.name + "': include_top = true makes the backbone the output layer",
                     "remove the layers after it, or set include_top = false");
       }
-      entry.backbone = make_backbone(arch, include_top, num_classes);
+      BackboneOptions options;
+      options.include_top = include_top;
+      options.num_classes = num_classes;
+      // Unset: the registry's default for the arch (config/backbone_table.h).
+      if (ls.params.contains("stochastic_depth")) options.stochastic_depth = ls.get_double("stochastic_depth", 0.0);
+      entry.backbone = make_backbone(arch, options);
       register_module(ls.name, entry.backbone);
       backbone_index_ = i;
       if (!ls.get_bool("trainable", true)) {

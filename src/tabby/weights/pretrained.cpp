@@ -17,13 +17,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Starts as the backbone table's ImageNet weights; tests and programs that ship
-// their own weights add entries.
+// Starts as the backbone table's ImageNet weights (the entries whose file has a
+// known digest); tests and programs that ship their own weights add entries.
 std::map<std::string, PretrainedEntry>& registry() {
   static std::map<std::string, PretrainedEntry> entries = [] {
     std::map<std::string, PretrainedEntry> m;
     for (const BackboneInfo& b : backbone_table()) {
-      m[b.name] = PretrainedEntry{b.name, b.imagenet.file_name, b.imagenet.url, b.imagenet.sha256};
+      if (b.imagenet) m[b.name] = PretrainedEntry{b.name, b.imagenet->file_name, b.imagenet->url, b.imagenet->sha256};
     }
     return m;
   }();

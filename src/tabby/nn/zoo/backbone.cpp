@@ -6,7 +6,6 @@
 #include "tabby/nn/zoo/archs.h"
 #include "tabby/util/error.h"
 
-#include <functional>
 
 namespace tabby::nn {
 
@@ -19,21 +18,31 @@ bool under_prefix(const std::string& name, const std::string& prefix) {
   return name.size() == prefix.size() || name[prefix.size()] == '.';
 }
 
-using Factory = std::function<Backbone(bool include_top, int64_t num_classes)>;
-
-// The structure of each row of the backbone table (config/backbone_table.h).
-Factory factory_of(const std::string& arch) {
-  if (arch == "mobilenet_v2") return zoo::make_mobilenet_v2;
-  if (arch == "mobilenet_v3_large") return [](bool top, int64_t n) { return zoo::make_mobilenet_v3(true, top, n); };
-  if (arch == "mobilenet_v3_small") return [](bool top, int64_t n) { return zoo::make_mobilenet_v3(false, top, n); };
-  if (arch == "resnet18") return [](bool top, int64_t n) { return zoo::make_resnet(18, top, n); };
-  if (arch == "resnet50") return [](bool top, int64_t n) { return zoo::make_resnet(50, top, n); };
-  if (arch == "vgg16") return zoo::make_vgg16;
-  if (arch == "squeezenet1_1") return zoo::make_squeezenet1_1;
+// The structure registered under a registry entry's name, or nullptr.
+const zoo::BackboneFactory* factory_of(const std::string& arch) {
+  for (const auto& structure : zoo::all_structures())
+    if (structure.name == arch) return &structure.build;
   return nullptr;
 }
 
 }  // namespace
+
+namespace zoo {
+
+const std::vector<ArchStructure>& all_structures() {
+  static const std::vector<ArchStructure> all = [] {
+    std::vector<ArchStructure> out;
+    for (auto list : {mobilenet_v2_structures, mobilenet_v3_structures, resnet_structures, vgg_structures,
+                      squeezenet_structures, efficientnet_structures, convnext_structures, regnet_structures,
+                      vision_transformer_structures}) {
+      for (auto& structure : list()) out.push_back(std::move(structure));
+    }
+    return out;
+  }();
+  return all;
+}
+
+}  // namespace zoo
 
 BackboneImpl::BackboneImpl(std::string arch, bool include_top, int64_t num_classes)
     : arch_(std::move(arch)), include_top_(include_top), num_classes_(num_classes) {}
@@ -104,15 +113,30 @@ Value BackboneImpl::export_onnx(GraphWriter& g, const Value& x) {
   return include_top_ ? export_top(g, features) : features;
 }
 
-Backbone make_backbone(const std::string& arch, bool include_top, int64_t num_classes) {
-  if (num_classes < 1)
-    throw UsageError("number of classes must be at least 1, got " + std::to_string(num_classes),
+Backbone make_backbone(const std::string& arch, const BackboneOptions& options) {
+  if (options.num_classes < 1)
+    throw UsageError("number of classes must be at least 1, got " + std::to_string(options.num_classes),
                      "pass the number of classes of your dataset");
-  const Factory factory = find_backbone(arch) ? factory_of(arch) : nullptr;
-  if (factory) return factory(include_top, num_classes);
+  const BackboneInfo* info = find_backbone(arch);
+  const zoo::BackboneFactory* factory = info ? factory_of(arch) : nullptr;
+  if (factory) {
+    BackboneOptions resolved = options;
+    resolved.stochastic_depth = options.stochastic_depth.value_or(info->stochastic_depth);
+    if (*resolved.stochastic_depth < 0 || *resolved.stochastic_depth >= 1)
+      throw UsageError("stochastic depth of " + arch + " must be in [0, 1), got " +
+                       std::to_string(*resolved.stochastic_depth));
+    return (*factory)(resolved);
+  }
   std::string known;
   for (const auto& name : backbone_archs()) known += (known.empty() ? "" : ", ") + name;
   throw UsageError("unknown backbone '" + arch + "'", "choose one of: " + known);
+}
+
+Backbone make_backbone(const std::string& arch, bool include_top, int64_t num_classes) {
+  BackboneOptions options;
+  options.include_top = include_top;
+  options.num_classes = num_classes;
+  return make_backbone(arch, options);
 }
 
 std::vector<std::string> backbone_archs() {
@@ -123,7 +147,9 @@ std::vector<std::string> backbone_archs() {
   return names;
 }
 
-LoadReport load_backbone_state(BackboneImpl& backbone, const TensorMap& state, bool strict) {
+LoadReport load_backbone_state(BackboneImpl& backbone, const TensorMap& given, bool strict) {
+  TensorMap state = given;
+  backbone.upgrade_state_names(state);
   if (backbone.include_top()) return load_module_state(backbone, state, strict);
   TensorMap without_top;
   const auto tops = backbone.top_prefixes();

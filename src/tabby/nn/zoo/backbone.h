@@ -21,6 +21,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,7 +46,9 @@ class BackboneImpl : public torch::nn::Module {
   Value export_onnx(GraphWriter& g, const Value& x);
 
   // C of the feature map: 1280 mobilenet_v2, 960 / 576 mobilenet_v3_large /
-  // small, 512 resnet18, 2048 resnet50, 512 vgg16, 512 squeezenet1_1.
+  // small, 512 resnet18, 2048 resnet50, 512 vgg16, 512 squeezenet1_1, 1280 /
+  // 1280 / 1408 / 1536 efficientnet_b0..b3, 1280 efficientnet_v2_s, 768
+  // convnext_tiny, 440 regnet_y_400mf, 768 vit_b_16.
   virtual int64_t feature_channels() const = 0;
   bool include_top() const { return include_top_; }
   int64_t num_classes() const { return num_classes_; }
@@ -58,6 +61,11 @@ class BackboneImpl : public torch::nn::Module {
   // Prefixes of the top's parameters ("classifier" or "fc"), whether or not the
   // top is built: used to drop the top from a full state dict.
   virtual std::vector<std::string> top_prefixes() const = 0;
+
+  // Renames tensors of an older torchvision's state dict to today's names, as
+  // torchvision's own _load_from_state_dict hooks do (ViT's MLP). Called by
+  // load_backbone_state before matching names; the default renames nothing.
+  virtual void upgrade_state_names(TensorMap& state) const { (void)state; }
 
   // requires_grad false for every parameter, then true for the last n units
   // (n = 0: all frozen; n < 0 or n >= blocks().size(): all trainable).
@@ -98,13 +106,23 @@ class BackboneImpl : public torch::nn::Module {
 
 using Backbone = std::shared_ptr<BackboneImpl>;
 
+struct BackboneOptions {
+  bool include_top = false;
+  int64_t num_classes = 1000;  // matters only with include_top
+  // Drop probability of the deepest residual branch in training (torchvision's
+  // StochasticDepth, "row" mode); unset: the registry's default for the arch
+  // (config/backbone_table.h). Archs without stochastic depth ignore it.
+  std::optional<double> stochastic_depth;
+};
+
 // Builds a freshly initialised backbone (torchvision's initialisation).
 // `arch` is a torchvision name (see backbone_archs()); unknown → UsageError
-// listing the known ones. num_classes matters only with include_top.
+// listing the known ones.
+Backbone make_backbone(const std::string& arch, const BackboneOptions& options);
 Backbone make_backbone(const std::string& arch, bool include_top, int64_t num_classes = 1000);
 
-// mobilenet_v2, mobilenet_v3_large, mobilenet_v3_small, resnet18, resnet50,
-// vgg16, squeezenet1_1.
+// The registry's names (config/backbone_table.h) in its order, each of which
+// has a structure here.
 std::vector<std::string> backbone_archs();
 
 // Loads a torchvision-named state dict into a backbone. Without the top, the

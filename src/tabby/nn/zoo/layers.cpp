@@ -17,6 +17,8 @@ std::optional<torch::nn::AnyModule> make_activation(Activation activation) {
       return torch::nn::AnyModule(torch::nn::ReLU6());
     case Activation::Hardswish:
       return torch::nn::AnyModule(Hardswish());
+    case Activation::SiLU:
+      return torch::nn::AnyModule(torch::nn::SiLU());
     case Activation::None:
       break;
   }
@@ -115,6 +117,114 @@ Chain conv_norm_activation(int64_t in_channels, int64_t out_channels, int64_t ke
       torch::nn::BatchNorm2dOptions(out_channels).eps(norm.eps).momentum(norm.momentum)));
   if (auto act = make_activation(activation)) seq->push_back(std::move(*act));
   return seq;
+}
+
+namespace {
+
+torch::Tensor activate(Activation activation, const torch::Tensor& x) {
+  switch (activation) {
+    case Activation::ReLU:
+      return torch::relu(x);
+    case Activation::ReLU6:
+      return torch::clamp(x, 0, 6);
+    case Activation::Hardswish:
+      return torch::hardswish(x);
+    case Activation::SiLU:
+      return torch::silu(x);
+    case Activation::None:
+      break;
+  }
+  return x;
+}
+
+Value export_activation(GraphWriter& g, Activation activation, const Value& x) {
+  switch (activation) {
+    case Activation::ReLU:
+      return export_relu(g, x);
+    case Activation::ReLU6:
+      return export_relu6(g, x);
+    case Activation::Hardswish:
+      return export_hardswish(g, x);
+    case Activation::SiLU:
+      return export_silu(g, x);
+    case Activation::None:
+      break;
+  }
+  return x;
+}
+
+}  // namespace
+
+SqueezeExcitationImpl::SqueezeExcitationImpl(int64_t channels, int64_t squeezed, Activation squeeze_activation,
+                                             Gate gate)
+    : fc1(register_module("fc1", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, squeezed, 1)))),
+      fc2(register_module("fc2", torch::nn::Conv2d(torch::nn::Conv2dOptions(squeezed, channels, 1)))),
+      squeeze_activation_(squeeze_activation),
+      gate_(gate) {}
+
+torch::Tensor SqueezeExcitationImpl::forward(torch::Tensor x) {
+  torch::Tensor scale = torch::adaptive_avg_pool2d(x, {1, 1});  // (B,C,1,1)
+  scale = fc2->forward(activate(squeeze_activation_, fc1->forward(scale)));
+  scale = gate_ == Gate::Sigmoid ? torch::sigmoid(scale) : torch::hardsigmoid(scale);
+  return scale * x;
+}
+
+Value SqueezeExcitationImpl::export_onnx(GraphWriter& g, const Value& x) {
+  Value scale = export_global_average_pool(g, x);
+  scale = export_conv(g, *fc2, export_activation(g, squeeze_activation_, export_conv(g, *fc1, scale)));
+  scale = gate_ == Gate::Sigmoid ? export_sigmoid(g, scale) : export_hardsigmoid(g, scale);
+  return export_scale_channels(g, x, scale);
+}
+
+torch::Tensor StochasticDepthImpl::forward(torch::Tensor x) {
+  if (!is_training() || p_ == 0.0) return x;
+  const double survival = 1.0 - p_;
+  std::vector<int64_t> per_sample(x.dim(), 1);
+  per_sample[0] = x.size(0);
+  torch::Tensor keep = torch::empty(per_sample, x.options()).bernoulli_(survival);
+  if (survival > 0.0) keep.div_(survival);
+  return x * keep;
+}
+
+ChannelLayerNormImpl::ChannelLayerNormImpl(int64_t channels, double eps)
+    : weight(register_parameter("weight", torch::ones({channels}))),
+      bias(register_parameter("bias", torch::zeros({channels}))),
+      eps_(eps) {}
+
+torch::Tensor ChannelLayerNormImpl::forward(torch::Tensor x) {
+  torch::Tensor pixels_last = x.permute({0, 2, 3, 1});
+  pixels_last = torch::layer_norm(pixels_last, {weight.size(0)}, weight, bias, eps_);
+  return pixels_last.permute({0, 3, 1, 2});
+}
+
+Value ChannelLayerNormImpl::export_onnx(GraphWriter& g, const Value& x) {
+  return export_layer_norm(g, x, /*axis=*/1, weight, bias, eps_, forward(x.sample));
+}
+
+void trunc_normal_(torch::Tensor t, double std) {
+  torch::NoGradGuard no_grad;
+  t.normal_(0.0, std).clamp_(-2.0, 2.0);
+}
+
+torch::Tensor PooledClassifierBackboneImpl::forward_features(torch::Tensor x) { return features_->forward(x); }
+
+torch::Tensor PooledClassifierBackboneImpl::forward_top(torch::Tensor features) {
+  require_top();
+  return classifier_->forward(torch::adaptive_avg_pool2d(features, {1, 1}).flatten(1));
+}
+
+Value PooledClassifierBackboneImpl::export_features(GraphWriter& g, const Value& x) {
+  return export_module(g, *features_, x);
+}
+
+Value PooledClassifierBackboneImpl::export_top(GraphWriter& g, const Value& features) {
+  require_top();
+  return export_module(g, *classifier_, export_flatten(g, export_global_average_pool(g, features)));
+}
+
+void PooledClassifierBackboneImpl::register_features_and_classifier() {
+  register_module("features", features_);
+  if (include_top()) register_module("classifier", classifier_);
 }
 
 int64_t make_divisible(double value, int64_t divisor) {

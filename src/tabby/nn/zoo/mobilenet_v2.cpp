@@ -97,8 +97,10 @@ class MobileNetV2Impl : public BackboneImpl {
 
 }  // namespace
 
-Backbone make_mobilenet_v2(bool include_top, int64_t num_classes) {
-  return std::make_shared<MobileNetV2Impl>(include_top, num_classes);
+std::vector<ArchStructure> mobilenet_v2_structures() {
+  return {{"mobilenet_v2", [](const BackboneOptions& o) -> Backbone {
+             return std::make_shared<MobileNetV2Impl>(o.include_top, o.num_classes);
+           }}};
 }
 
 }  // namespace tabby::nn::zoo

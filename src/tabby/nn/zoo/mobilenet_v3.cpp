@@ -21,32 +21,6 @@ struct BlockConfig {
   int64_t stride;
 };
 
-// Channel attention: global average → 1x1 conv → ReLU → 1x1 conv → hardsigmoid,
-// which scales the input per channel. Convs named fc1/fc2 as torchvision's.
-class SqueezeExcitationImpl : public torch::nn::Module, public OnnxExportable {
- public:
-  SqueezeExcitationImpl(int64_t channels, int64_t squeezed)
-      : fc1_(register_module("fc1", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, squeezed, 1)))),
-        fc2_(register_module("fc2", torch::nn::Conv2d(torch::nn::Conv2dOptions(squeezed, channels, 1)))) {}
-
-  // x is (B,C,H,W) → (B,C,H,W)
-  torch::Tensor forward(torch::Tensor x) {
-    torch::Tensor scale = torch::adaptive_avg_pool2d(x, {1, 1});  // (B,C,1,1)
-    scale = fc2_->forward(torch::relu(fc1_->forward(scale)));
-    return torch::hardsigmoid(scale) * x;
-  }
-
-  Value export_onnx(GraphWriter& g, const Value& x) override {
-    Value scale = export_global_average_pool(g, x);
-    scale = export_conv(g, *fc2_, export_relu(g, export_conv(g, *fc1_, scale)));
-    return export_scale_channels(g, x, export_hardsigmoid(g, scale));
-  }
-
- private:
-  torch::nn::Conv2d fc1_, fc2_;
-};
-TORCH_MODULE(SqueezeExcitation);
-
 class InvertedResidualV3Impl : public torch::nn::Module, public OnnxExportable {
  public:
   explicit InvertedResidualV3Impl(const BlockConfig& cfg) {
@@ -56,7 +30,8 @@ class InvertedResidualV3Impl : public torch::nn::Module, public OnnxExportable {
     block_->push_back(
         conv_norm_activation(cfg.expanded, cfg.expanded, cfg.kernel, cfg.stride, cfg.expanded, act, kNorm));
     if (cfg.squeeze_excite)
-      block_->push_back(SqueezeExcitation(cfg.expanded, make_divisible(static_cast<double>(cfg.expanded / 4))));
+      block_->push_back(SqueezeExcitation(cfg.expanded, make_divisible(static_cast<double>(cfg.expanded / 4)),
+                                          Activation::ReLU, Gate::Hardsigmoid));
     block_->push_back(conv_norm_activation(cfg.expanded, cfg.out, 1, 1, 1, Activation::None, kNorm));
     register_module("block", block_);
   }
@@ -154,8 +129,13 @@ class MobileNetV3Impl : public BackboneImpl {
 
 }  // namespace
 
-Backbone make_mobilenet_v3(bool large, bool include_top, int64_t num_classes) {
-  return std::make_shared<MobileNetV3Impl>(large, include_top, num_classes);
+std::vector<ArchStructure> mobilenet_v3_structures() {
+  auto of_size = [](bool large) {
+    return [large](const BackboneOptions& o) -> Backbone {
+      return std::make_shared<MobileNetV3Impl>(large, o.include_top, o.num_classes);
+    };
+  };
+  return {{"mobilenet_v3_large", of_size(true)}, {"mobilenet_v3_small", of_size(false)}};
 }
 
 }  // namespace tabby::nn::zoo

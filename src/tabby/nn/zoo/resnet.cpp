@@ -173,10 +173,13 @@ class ResNetImpl : public BackboneImpl {
 
 }  // namespace
 
-Backbone make_resnet(int depth, bool include_top, int64_t num_classes) {
-  if (depth != 18 && depth != 50)
-    throw Error("no ResNet of depth " + std::to_string(depth) + " in the zoo", "use resnet18 or resnet50");
-  return std::make_shared<ResNetImpl>(depth, include_top, num_classes);
+std::vector<ArchStructure> resnet_structures() {
+  auto of_depth = [](int depth) {
+    return [depth](const BackboneOptions& o) -> Backbone {
+      return std::make_shared<ResNetImpl>(depth, o.include_top, o.num_classes);
+    };
+  };
+  return {{"resnet18", of_depth(18)}, {"resnet50", of_depth(50)}};
 }
 
 }  // namespace tabby::nn::zoo

@@ -113,8 +113,10 @@ class SqueezeNet11Impl : public BackboneImpl {
 
 }  // namespace
 
-Backbone make_squeezenet1_1(bool include_top, int64_t num_classes) {
-  return std::make_shared<SqueezeNet11Impl>(include_top, num_classes);
+std::vector<ArchStructure> squeezenet_structures() {
+  return {{"squeezenet1_1", [](const BackboneOptions& o) -> Backbone {
+             return std::make_shared<SqueezeNet11Impl>(o.include_top, o.num_classes);
+           }}};
 }
 
 }  // namespace tabby::nn::zoo

@@ -75,8 +75,10 @@ class Vgg16Impl : public BackboneImpl {
 
 }  // namespace
 
-Backbone make_vgg16(bool include_top, int64_t num_classes) {
-  return std::make_shared<Vgg16Impl>(include_top, num_classes);
+std::vector<ArchStructure> vgg_structures() {
+  return {{"vgg16", [](const BackboneOptions& o) -> Backbone {
+             return std::make_shared<Vgg16Impl>(o.include_top, o.num_classes);
+           }}};
 }
 
 }  // namespace tabby::nn::zoo
