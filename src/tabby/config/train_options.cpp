@@ -126,7 +126,7 @@ std::vector<TrainOptionDef> make_defs() {
              "Learning rate within each phase, stepped per batch: constant (default), cosine (to zero) or one_cycle",
              TABBY_FIELD(schedule)),
       with_range(option("warmup_epochs", "--warmup-epochs", schedule,
-                        "Linear warmup from zero over this many epochs of each phase (fractions allowed)",
+                        "Linear warmup from 1 % of the rate over this many epochs of each phase (fractions allowed)",
                         TABBY_FIELD(warmup_epochs)),
                  0, 1e6),
       with_range(option("backbone_lr_ratio", "--backbone-lr-ratio", schedule,
