@@ -147,9 +147,12 @@ TEST(AugmentTorchvision, TrivialAugmentOpsMatchTorchvisionApplyOp) {
 
 TEST(AugmentTorchvision, MagnitudeBinsAreTorchvisions) {
   REQUIRE_AUGMENT_FIXTURES(f);
-  EXPECT_LT(parity_diff("magnitudes (wide)", augment_magnitudes(true, 31, 13, 17), f.tensors.at("magnitudes_wide")), 1e-12);
+  // float32 bins up to 135 (degrees): LibTorch 1.13 matches torchvision exactly, 2.x's linspace differs by an ulp.
+  constexpr double kBinTolerance = 1e-4;
+  EXPECT_LT(parity_diff("magnitudes (wide)", augment_magnitudes(true, 31, 13, 17), f.tensors.at("magnitudes_wide")),
+            kBinTolerance);
   EXPECT_LT(parity_diff("magnitudes (RandAugment)", augment_magnitudes(false, 31, 13, 17), f.tensors.at("magnitudes_rand")),
-            1e-12);
+            kBinTolerance);
   // Signed ops: ShearX .. Sharpness, in both spaces.
   auto expected = torch::zeros({kAugmentOpCount}, torch::kUInt8);
   expected.slice(0, 1, 10).fill_(1);
