@@ -36,11 +36,12 @@ std::vector<Recipe> make_recipes() {
   fastai.needs_backbone = true;
   all.push_back(fastai);
   // A network trained from its random initialisation: one-cycle AdamW, strong
-  // augmentation and mixing, smoothing.
+  // augmentation and mixing, smoothing. The peak is the tutorials' Adam rate: at
+  // 3e-3 the batch-norm-free tutorial CNN collapsed to one class (2026-12-07).
   Recipe scratch;
   scratch.name = "scratch";
   scratch.description = "train from random weights (one-cycle AdamW, crops, flips, colour jitter, mixup, smoothing)";
-  scratch.train = {{"optimizer", "adamw"}, {"lr", 3e-3},           {"weight_decay", 0.05},
+  scratch.train = {{"optimizer", "adamw"}, {"lr", 1e-3},           {"weight_decay", 0.05},
                    {"schedule", "one_cycle"}, {"label_smoothing", 0.1}, {"mixup", 0.2},
                    {"augment", "crop=0.35,flip,jitter=0.2"}};
   all.push_back(scratch);
