@@ -4,17 +4,14 @@
 
 namespace tabby {
 
-namespace {
-
-nn::TensorMap detached_copy(const nn::NetworkImpl& net) {
+nn::TensorMap copy_weights(const nn::TensorMap& weights) {
   nn::TensorMap copy;
-  for (const auto& [name, tensor] : net.named_state()) copy.emplace(name, tensor.detach().clone());
+  for (const auto& [name, tensor] : weights) copy.emplace(name, tensor.detach().clone());
   return copy;
 }
 
-}  // namespace
-
-WeightAverage::WeightAverage(const nn::NetworkImpl& net, double decay) : average_(detached_copy(net)), decay_(decay) {}
+WeightAverage::WeightAverage(const nn::NetworkImpl& net, double decay)
+    : average_(copy_weights(net.named_state())), decay_(decay) {}
 
 WeightAverage::WeightAverage(nn::TensorMap average, double decay, int64_t updates)
     : average_(std::move(average)), decay_(decay), updates_(updates) {}
@@ -38,9 +35,8 @@ void WeightAverage::update(const nn::NetworkImpl& net) {
   ++updates_;
 }
 
-SwappedWeights::SwappedWeights(nn::NetworkImpl& net, const nn::TensorMap& weights) : net_(net) {
-  torch::NoGradGuard no_grad;
-  for (const auto& [name, tensor] : net.named_state()) own_.emplace(name, tensor.detach().clone());
+SwappedWeights::SwappedWeights(nn::NetworkImpl& net, const nn::TensorMap& weights)
+    : net_(net), own_(copy_weights(net.named_state())) {
   net.load_named_state(weights, /*strict=*/true);
 }
 

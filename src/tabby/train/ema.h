@@ -17,6 +17,9 @@
 
 namespace tabby {
 
+// A copy of `weights` that no later training step changes.
+nn::TensorMap copy_weights(const nn::TensorMap& weights);
+
 class WeightAverage {
  public:
   WeightAverage(const nn::NetworkImpl& net, double decay);

@@ -60,18 +60,6 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-nn::TensorMap copy_of(const nn::TensorMap& weights) {
-  nn::TensorMap copy;
-  for (const auto& [k, v] : weights) copy.emplace(k, v.detach().clone());
-  return copy;
-}
-
-nn::TensorMap snapshot(const nn::NetworkImpl& net) {
-  nn::TensorMap copy;
-  for (const auto& [k, v] : net.named_state()) copy.emplace(k, v.detach().clone());
-  return copy;
-}
-
 // What a phase's epochs read: the decoded images, or (feature cache) the outputs
 // of the frozen prefix, computed once per image.
 struct EpochSources {
@@ -355,7 +343,7 @@ bool Trainer::run_epoch(PhaseRun& p, int epoch) {
   state_.history.push_back(rec);
   const bool improved = best_.update(rec);
   const bool stop = apply_callbacks(p, rec);
-  if (improved) best_weights_ = average_ ? copy_of(average_->weights()) : snapshot(net_);
+  if (improved) best_weights_ = copy_weights(average_ ? average_->weights() : net_.named_state());
   save_epoch(p, epoch, improved);
   if (stop) stop_early(p.phase, epoch);
   return stop;
