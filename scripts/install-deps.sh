@@ -36,6 +36,8 @@ PACKAGES=(
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libfmt-dev
   # charts, serving, downloads, checksums
   libcairo2-dev libcpp-httplib-dev libcurl4-openssl-dev libssl-dev
+  # tabby serve: HTTP/1.1 on Boost.Beast/Asio, the Open Inference Protocol over gRPC
+  libboost-dev libgrpc++-dev protobuf-compiler-grpc
   # ONNX export (the model written with ONNX's own protobuf classes)
   libonnx-dev libprotobuf-dev protobuf-compiler
   # tests, and clang with libFuzzer + sanitizer runtimes for the fuzz targets (scripts/fuzz.sh)

@@ -4,7 +4,7 @@
 #include "tabby/cli/commands.h"
 #include "tabby/util/error.h"
 #ifdef TABBY_HAVE_HTTPLIB
-#include "tabby/server/http_server.h"
+#include "tabby/server/run_server.h"
 #endif
 
 namespace tabby::cli {
