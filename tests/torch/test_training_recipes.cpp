@@ -440,6 +440,11 @@ TEST(RecipeCli, LrFindWritesItsCurveAndChartAndTtaEvaluates) {
                  (dir / "lrf2").string()});
   EXPECT_EQ(r.exit_code, 2) << describe(r);
   EXPECT_NE(r.err.find("--steps must be at least"), std::string::npos) << r.err;
+  // A flag that means nothing to a range test is refused, not ignored.
+  r = run_tabby({"lr-find", "--data", d.train.string(), "--model", d.model.string(), "--early-stopping", "--out",
+                 (dir / "lrf3").string()});
+  EXPECT_EQ(r.exit_code, 2) << describe(r);
+  EXPECT_NE(r.err.find("--early-stopping"), std::string::npos) << r.err;
 
   r = run_tabby({"train", "--data", d.train.string(), "--model", d.model.string(), "--epochs", "1", "--out",
                  (dir / "run").string(), "--threads", "1", "--no-report"});

@@ -242,7 +242,8 @@ TEST(Zoo, EveryRegistryEntryHasExactlyOneStructure) {
     EXPECT_EQ(make_backbone(row.name, false)->arch(), row.name);
     if (row.imagenet) {
       EXPECT_NE(row.imagenet->file_name.find(row.imagenet->sha256.substr(0, 8)), std::string::npos);
-      EXPECT_EQ(row.imagenet->sha256.size(), 64u);
+      // A full digest, or (where none is recorded) the prefix torch.hub checks.
+      EXPECT_TRUE(row.imagenet->sha256.size() == 64u || row.imagenet->sha256.size() == 8u) << row.imagenet->sha256;
     }
     EXPECT_EQ(row.normalization.mean, imagenet_normalization().mean);
     EXPECT_EQ(row.default_image_size, row.eval.crop);
@@ -256,9 +257,9 @@ TEST(Zoo, EveryRegistryEntryHasExactlyOneStructure) {
   EXPECT_EQ(b3->eval.interpolation, ResizeInterpolation::bicubic);
   EXPECT_EQ(find_backbone("convnext_tiny")->eval.resize, 236);
   EXPECT_EQ(find_backbone("efficientnet_v2_s")->default_image_size, 384);
-  // No full digest known for these files: no download entry (see backbone_table.cpp).
+  // No full digest known for these files: their names' prefixes (see backbone_table.cpp).
   for (const char* arch : {"efficientnet_b1", "efficientnet_b2", "regnet_y_400mf"})
-    EXPECT_FALSE(find_backbone(arch)->imagenet.has_value()) << arch;
+    EXPECT_EQ(find_backbone(arch)->imagenet->sha256.size(), 8u) << arch;
 }
 
 TEST(Zoo, UnknownArchIsAUsageErrorListingTheKnownOnes) {

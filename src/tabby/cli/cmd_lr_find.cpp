@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <memory>
+#include <set>
 
 #include "tabby/api/train_job.h"
 #include "tabby/cli/commands.h"
@@ -79,7 +80,11 @@ Command add_lr_find(CLI::App& root) {
   app->add_option("--device", f->job.device, "auto, cpu, cuda or cuda:N (default auto)")->group(g);
   app->add_option("--threads", f->job.threads, "CPU threads (default: all cores)")->group(g);
   app->add_flag("--json", f->json, "Print the suggestion as JSON")->group(g);
-  f->options = std::make_unique<TrainOptionFlags>(app);
+  // Only what shapes one training step: schedules, epochs and callbacks mean
+  // nothing to a range test, and a flag that is accepted but ignored misleads.
+  f->options = std::make_unique<TrainOptionFlags>(
+      app, std::set<std::string>{"batch_size", "optimizer", "momentum", "weight_decay", "seed", "precision",
+                                 "channels_last", "backbone_lr_ratio", "layer_decay", "label_smoothing", "augment"});
   Action run = [f]() -> int { return lr_find(*f); };
   return {app, run};
 }

@@ -44,9 +44,9 @@ const char* type_name(OptionKind kind) {
 
 }  // namespace
 
-TrainOptionFlags::TrainOptionFlags(CLI::App* app) : app_(app) {
+TrainOptionFlags::TrainOptionFlags(CLI::App* app, const std::set<std::string>& only) : app_(app), only_(only) {
   for (const auto& d : train_option_defs()) {
-    if (d.flag.empty()) continue;
+    if (d.flag.empty() || !has_flag(d.key)) continue;
     if (d.kind == OptionKind::boolean) {
       app->add_flag(d.flag, d.help)->group(d.group);
     } else {
@@ -58,7 +58,7 @@ TrainOptionFlags::TrainOptionFlags(CLI::App* app) : app_(app) {
 nlohmann::json TrainOptionFlags::given() const {
   nlohmann::json t = nlohmann::json::object();
   for (const auto& d : train_option_defs()) {
-    if (d.flag.empty() || app_->count(d.flag) == 0) continue;
+    if (d.flag.empty() || !has_flag(d.key) || app_->count(d.flag) == 0) continue;
     const nlohmann::json value = d.kind == OptionKind::boolean ? nlohmann::json(d.flag_value) : flag_value(d, text_.at(d.key));
     const auto dot = d.key.find('.');
     if (dot == std::string::npos) {

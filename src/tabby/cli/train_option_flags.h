@@ -8,14 +8,16 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 namespace tabby::cli {
 
 class TrainOptionFlags {
  public:
-  // Adds the flags of every option to `app`, under each option's help group.
-  explicit TrainOptionFlags(CLI::App* app);
+  // Adds the flags of every option to `app` (or only of the keys in `only`,
+  // when given), under each option's help group.
+  explicit TrainOptionFlags(CLI::App* app, const std::set<std::string>& only = {});
 
   // The keys the given flags set, as a [train] table (callback tables nested);
   // a flag of a callback's setting switches the callback on, as its own flag
@@ -24,6 +26,8 @@ class TrainOptionFlags {
 
  private:
   CLI::App* app_;
+  std::set<std::string> only_;
+  bool has_flag(const std::string& key) const { return only_.empty() || only_.count(key) > 0; }
   // Text of each valued flag, by option key; booleans are counted, not stored.
   std::map<std::string, std::string> text_;
 };

@@ -19,7 +19,9 @@ const ImageNormalization& imagenet_normalization() {
 // digests (they came from timm's originals); torchvision 0.15 renamed them to
 // their true prefixes, which are the names used here. No full digest of the
 // B1 and B2 files (bac287d4, c35c1473) nor of RegNetY-400MF (c65dace8) was
-// found recorded anywhere, so those three have no download entry.
+// found recorded anywhere: those three are checked against the 8 hex digits
+// of their names, exactly what torch.hub checks (download.h's sha256_matches
+// takes a prefix), until someone records their full digests.
 const std::vector<BackboneInfo>& backbone_table() {
   static const std::vector<BackboneInfo> table = [] {
     const std::string base = "https://download.pytorch.org/models/";
@@ -54,8 +56,10 @@ const std::vector<BackboneInfo>& backbone_table() {
             weights("efficientnet_b0_rwightman-7f5810bc.pth",
                     "7f5810bc96def8f7552d5b7e68d53c4786f81167d28291b21c0d90e1fca14934"),
             {256, 224, bicubic}, 0.2),
-        row("efficientnet_b1", "EfficientNet-B1", std::nullopt, {256, 240, bicubic}, 0.2),
-        row("efficientnet_b2", "EfficientNet-B2", std::nullopt, {288, 288, bicubic}, 0.2),
+        row("efficientnet_b1", "EfficientNet-B1", weights("efficientnet_b1_rwightman-bac287d4.pth", "bac287d4"),
+            {256, 240, bicubic}, 0.2),
+        row("efficientnet_b2", "EfficientNet-B2", weights("efficientnet_b2_rwightman-c35c1473.pth", "c35c1473"),
+            {288, 288, bicubic}, 0.2),
         row("efficientnet_b3", "EfficientNet-B3",
             weights("efficientnet_b3_rwightman-b3899882.pth",
                     "b3899882250c22946d0229d266049fcd133c169233530b36b9ffa7983988362f"),
@@ -67,7 +71,7 @@ const std::vector<BackboneInfo>& backbone_table() {
         row("convnext_tiny", "ConvNeXt-Tiny",
             weights("convnext_tiny-983f1562.pth", "983f1562536e84ff750a1576fb08e54de751dbf2e17c0d8a4a13704341fdcd3d"),
             {236, 224, ResizeInterpolation::bilinear}, 0.1),
-        row("regnet_y_400mf", "RegNetY-400MF", std::nullopt, classic),
+        row("regnet_y_400mf", "RegNetY-400MF", weights("regnet_y_400mf-c65dace8.pth", "c65dace8"), classic),
         row("vit_b_16", "ViT-B/16 (224x224 input only)",
             weights("vit_b_16-c867db91.pth", "c867db91d3e12c6cbadabb610d73c24a546bf82d8c03a9fea34f43a712ddb0e9"),
             classic),

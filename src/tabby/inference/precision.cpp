@@ -95,6 +95,13 @@ void LossScaler::update(bool finite) {
   }
 }
 
+bool LossScaler::step(torch::optim::Optimizer& optimizer, const std::vector<torch::Tensor>& params) {
+  const bool finite = unscale_and_check(params);
+  if (finite) optimizer.step();
+  update(finite);
+  return finite;
+}
+
 LossScalerState LossScaler::state() const { return {enabled_, scale_, good_steps_, skipped_}; }
 
 void LossScaler::restore(const LossScalerState& state) {

@@ -65,6 +65,9 @@ class LossScaler {
   bool unscale_and_check(const std::vector<torch::Tensor>& params) const;
   // After each step: `finite` as unscale_and_check returned.
   void update(bool finite);
+  // After backward: unscales, steps `optimizer` when every gradient is finite,
+  // updates the scale; true when it stepped.
+  bool step(torch::optim::Optimizer& optimizer, const std::vector<torch::Tensor>& params);
 
   LossScalerState state() const;
   void restore(const LossScalerState& state);

@@ -108,9 +108,7 @@ LrFindResult find_learning_rate(nn::NetworkImpl& net, const ImageCache& train, c
     const auto loss = criterion.mean(logits.to(torch::kFloat32), Targets{batch->labels});
     optimizer->zero_grad();
     scaler.scale_loss(loss).backward();
-    const bool finite = scaler.unscale_and_check(params);
-    if (finite) optimizer->step();
-    scaler.update(finite);
+    scaler.step(*optimizer, params);
     const double value = loss.item<double>();
     if (!std::isfinite(value)) {
       r.diverged = true;

@@ -6,14 +6,6 @@
 
 namespace tabby {
 
-namespace {
-
-bool lies_under(const std::string& name, const std::string& prefix) {
-  return name.compare(0, prefix.size(), prefix) == 0 && (name.size() == prefix.size() || name[prefix.size()] == '.');
-}
-
-}  // namespace
-
 std::vector<ParamGroup> parameter_groups(nn::NetworkImpl& net, const TrainOptions& o) {
   const nn::Backbone backbone = net.backbone();
   std::vector<ParamGroup> groups(1);  // the head
@@ -28,7 +20,7 @@ std::vector<ParamGroup> parameter_groups(nn::NetworkImpl& net, const TrainOption
   std::vector<std::string> tops = backbone->include_top() ? backbone->top_prefixes() : std::vector<std::string>{};
   for (const auto& unit : backbone->blocks()) {
     bool is_top = false;
-    for (const auto& t : tops) is_top = is_top || lies_under(unit, t);
+    for (const auto& t : tops) is_top = is_top || nn::lies_under(unit, t);
     if (!is_top) units.push_back(unit);
   }
   // Units from the top down: the last unit is group 1.
@@ -42,10 +34,10 @@ std::vector<ParamGroup> parameter_groups(nn::NetworkImpl& net, const TrainOption
     if (!p.requires_grad()) continue;
     size_t group = 0;  // a top the backbone carries as the head
     for (size_t u = 0; u < units.size(); ++u) {
-      if (lies_under(item.key(), units[u])) group = units.size() - u;
+      if (nn::lies_under(item.key(), units[u])) group = units.size() - u;
     }
     bool is_top = false;
-    for (const auto& t : tops) is_top = is_top || lies_under(item.key(), t);
+    for (const auto& t : tops) is_top = is_top || nn::lies_under(item.key(), t);
     // A backbone parameter outside every unit trains with the lowest rate of the backbone.
     if (group == 0 && !is_top) group = units.size();
     groups[group].params.push_back(p);

@@ -46,12 +46,7 @@ torch::Tensor forward_loss(EpochTraining& t, const Batch& batch, EpochMetrics& m
 }
 
 void step_optimizer(EpochTraining& t) {
-  const bool finite_gradients = t.scaler.unscale_and_check(t.params);
-  if (finite_gradients) {
-    t.optimizer.step();
-    if (t.average) t.average->update(t.net);
-  }
-  t.scaler.update(finite_gradients);
+  if (t.scaler.step(t.optimizer, t.params) && t.average) t.average->update(t.net);
 }
 
 void apply_gradients(EpochTraining& t, const torch::Tensor& loss) {

@@ -9,14 +9,13 @@
 
 namespace tabby::nn {
 
-namespace {
-
-// True when `name` is `prefix` itself or lies under it ("features.1" covers
-// "features.1.conv.0.0.weight" but not "features.10.…").
-bool under_prefix(const std::string& name, const std::string& prefix) {
+bool lies_under(const std::string& name, const std::string& prefix) {
   if (name.compare(0, prefix.size(), prefix) != 0) return false;
   return name.size() == prefix.size() || name[prefix.size()] == '.';
 }
+
+namespace {
+
 
 // The structure registered under a registry entry's name, or nullptr.
 const zoo::BackboneFactory* factory_of(const std::string& arch) {
@@ -64,7 +63,7 @@ void BackboneImpl::set_trainable_blocks(int n, bool bn_inference) {
   std::vector<std::string> trainable(all ? units.begin() : units.end() - n, units.end());
   for (auto& item : named_parameters(/*recurse=*/true)) {
     bool train_it = all;
-    for (const auto& prefix : trainable) train_it = train_it || under_prefix(item.key(), prefix);
+    for (const auto& prefix : trainable) train_it = train_it || lies_under(item.key(), prefix);
     item.value().set_requires_grad(train_it);
   }
   trainable_blocks_ = all ? -1 : n;
@@ -98,7 +97,7 @@ void BackboneImpl::apply_inference_modes() {
   if (frozen_units > 0) {
     const std::string& last_frozen = units[frozen_units - 1];
     for (size_t i = 0; i < in_order.size(); ++i)
-      if (under_prefix(in_order[i].key(), last_frozen)) frozen_end = i + 1;
+      if (lies_under(in_order[i].key(), last_frozen)) frozen_end = i + 1;
   }
   for (size_t i = 0; i < in_order.size(); ++i) {
     const auto& module = in_order[i].value();
@@ -155,7 +154,7 @@ LoadReport load_backbone_state(BackboneImpl& backbone, const TensorMap& given, b
   const auto tops = backbone.top_prefixes();
   for (const auto& [name, tensor] : state) {
     bool is_top = false;
-    for (const auto& prefix : tops) is_top = is_top || under_prefix(name, prefix);
+    for (const auto& prefix : tops) is_top = is_top || lies_under(name, prefix);
     if (!is_top) without_top.emplace(name, tensor);
   }
   return load_module_state(backbone, without_top, strict);

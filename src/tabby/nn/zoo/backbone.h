@@ -27,6 +27,10 @@
 
 namespace tabby::nn {
 
+// True when the parameter or module `name` is `prefix` itself or lies under it
+// ("features.1" covers "features.1.conv.0.0.weight" but not "features.10.…").
+bool lies_under(const std::string& name, const std::string& prefix);
+
 class BackboneImpl : public torch::nn::Module {
  public:
   BackboneImpl(std::string arch, bool include_top, int64_t num_classes);
