@@ -185,7 +185,14 @@ class Server:
         self.rss = RssWatch(self.process.pid)
         self.rss.start()
 
-    def wait_answering(self, probe, timeout=300):
+    def wait_answering(self, probe, timeout=180):
+        try:
+            self._wait_answering(probe, timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_answering(self, probe, timeout):
         deadline = time.time() + timeout
         last = None
         while time.time() < deadline:
@@ -236,12 +243,9 @@ def torchserve_archive(args, run, work):
     os.makedirs(store, exist_ok=True)
     mar = os.path.join(store, f"{MODEL}.mar")
     if not os.path.exists(mar):
-        staging = os.path.join(work, "torchserve-run")
-        os.makedirs(os.path.join(staging, "run"), exist_ok=True)
-        for name in ("run.json", "weights.safetensors"):
-            subprocess.run(["cp", os.path.join(run, name), os.path.join(staging, "run", name)], check=True)
         extra = [os.path.join(HERE, "peer_mobilenet.py"), os.path.join(BENCH, "peer_models.py"),
-                 os.path.join(BENCH, "peer_common.py"), os.path.join(staging, "run")]
+                 os.path.join(BENCH, "peer_common.py"), os.path.join(run, "run.json"),
+                 os.path.join(run, "weights.safetensors")]
         subprocess.run([os.path.join(args.venv, "bin", "torch-model-archiver"), "--model-name", MODEL,
                         "--version", "1.0", "--handler", os.path.join(HERE, "torchserve_handler.py"),
                         "--extra-files", ",".join(extra), "--export-path", store, "--force"], check=True)

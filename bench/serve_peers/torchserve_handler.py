@@ -18,8 +18,8 @@ _state = {}
 
 
 def _initialize(context):
-    run = os.path.join(context.system_properties["model_dir"], "run")
-    model, classes, size = load_run(run, int(os.environ.get("PEER_THREADS", "0")))
+    # The archive holds the run's run.json and weights.safetensors at its top.
+    model, classes, size = load_run(context.system_properties["model_dir"], int(os.environ.get("PEER_THREADS", "0")))
     _state.update(model=model, classes=classes, transform=image_transform(size))
 
 
