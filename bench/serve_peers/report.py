@@ -16,6 +16,11 @@ def _row(r):
             f"{r['client_cpu_ms_per_request']:.2f} |")
 
 
+def _client_share(rows):
+    measured = [r for r in rows if "skipped" not in r]
+    return max((r["rps"] * r["client_cpu_ms_per_request"] / 10 for r in measured), default=0)
+
+
 def _comparisons(rows):
     lines = []
     measured = [r for r in rows if "skipped" not in r]
@@ -31,14 +36,15 @@ def _comparisons(rows):
     return lines
 
 
-def section(res, args):
+def section(res, args=None):
     rows = sorted(res["rows"], key=lambda r: (PROTOCOLS.index(r["protocol"]), r["server"] != "tabby serve"))
     lines = [
         "<!-- tabby-serve-peers-section:begin -->",
         "## Serving: `tabby serve` beside MLServer and TorchServe",
         "",
         f"Run {res['started']} → {res['finished']}, `bench/serve_bench.sh`, tabby {res['commit']}. {res['machine']}, "
-        f"load average {res['loadavg_start']:.2f} at the start, {res['loadavg_end']:.2f} at the end.",
+        f"load average {res['loadavg_start']:.2f} at the start, {res['loadavg_end']:.2f} at the end."
+        + (f" {res['note']}" if res.get("note") else ""),
         "",
         "The same network everywhere: the tabby run of `bench/serve_bench.py` (MobileNetV2 with ImageNet features "
         "and a 2-class head, 224×224, fp32 on the CPU); MLServer (a custom runtime) and TorchServe (a handler in a "
@@ -52,11 +58,13 @@ def section(res, args):
         "HTTP rows are JSON and tabby's JSON row is the like-for-like one.",
         "",
         f"Load: closed loop, {res['connections']} clients, {res['duration']} s measured after a {res['warmup']} s "
-        "warm-up; HTTP by wrk (C), gRPC by `bench/serve_peers/oip_grpc_load` (C++, grpc++, one channel per client). "
-        "Client, server and (during this run) other builds share the machine's cores. *client CPU ms/req* is the load "
-        "generator's own CPU time per answered request: 1000 / that is what it could send on one core, far above "
-        "every rate below. Peak RSS sums every process of the server (its workers and, for TorchServe, the Java "
-        "front end).",
+        "warm-up that runs straight into it, every protocol by the same client, `bench/serve_peers/serve_load.cpp` "
+        "(C++: HTTP/1.1 keep-alive on blocking sockets, one connection per client; gRPC by grpc++, one channel per "
+        "client). "
+        "Client and server share the machine's cores (the load averages above show what else ran). *client CPU "
+        "ms/req* is the load generator's own CPU time per answered request: 1000 / that is what it could send on "
+        f"one core; at the rates below it used at most {_client_share(res['rows']):.0f} % of one core. Peak RSS sums "
+        "every process of the server (its workers and, for TorchServe, the Java front end).",
         "",
         "| protocol | server | setting | requests/s | p50 ms | p99 ms | errors | peak RSS MiB | client CPU ms/req |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -64,8 +72,8 @@ def section(res, args):
     lines += [_row(r) for r in rows]
     lines += [""] + _comparisons(res["rows"])
     lines += ["", "Commands:", "", "```sh",
-              f"bench/serve_bench.sh --connections {res['connections']} --warmup {res['warmup']} "
-              f"--duration {res['duration']}"]
+              "bench/serve_bench.sh " + "".join(f"--build {b} " for b in res.get("builds", [])) +
+              f"--connections {res['connections']} --warmup {res['warmup']} --duration {res['duration']}"]
     seen = set()
     for r in res["rows"]:
         for key in ("server_command", "command"):

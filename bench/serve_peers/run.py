@@ -314,9 +314,31 @@ def upload_loads(http_base, photos, args):
              lambda: run_load(http_client_args(url, "image/jpeg", "", photos), args))]
 
 
+def measure_tabby(tabby, name, run, photos, inputs, env, args, rows):
+    """Every protocol this tabby speaks; gRPC when its serve has --grpc-port."""
+    grpc = "--grpc-port" in subprocess.run([tabby, "serve", "--help"], capture_output=True, text=True).stdout
+    port, grpc_port = free_port(), free_port()
+    cmd = [tabby, "serve", run, "--port", str(port), "--name", MODEL] + (["--grpc-port", str(grpc_port)] if grpc else [])
+    server = Server(name, cmd, env, args.work)
+    base_url = f"http://127.0.0.1:{port}"
+    server.wait_answering(lambda: http_request(f"{base_url}/predictions/{MODEL}", photos[0], "image/jpeg", ""))
+    with open(server.log_path) as f:
+        m = re.search(r"(\d+) instances? x (\d+) threads?", f.read())
+    setting = f"{m.group(1)} instances x {m.group(2)} threads" if m else "defaults"
+    if len(args.build or []) > 1:
+        setting += f", {os.path.relpath(tabby, os.path.dirname(ROOT))}"
+    base = {"server": "tabby serve", "server_name": name, "setting": setting,
+            "server_command": " ".join(shlex.quote(c) for c in cmd)}
+    loads = tensor_loads(base_url, inputs, args, f"127.0.0.1:{grpc_port}" if grpc else None)
+    loads += upload_loads(base_url, photos, args)
+    if not grpc:
+        rows.append(dict(base, protocol="OIP gRPC, raw tensor", skipped="this build has no --grpc-port"))
+    measure_server(server, loads, rows, base)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--build", default=os.path.join(ROOT, "build"), help="the build holding tabby")
+    p.add_argument("--build", action="append", help="a build holding tabby (default build/; several: each measured)")
     p.add_argument("--venv", default=os.path.join(ROOT, "build", "bench-venv"))
     p.add_argument("--client", default=os.path.join(ROOT, "build", "bench-load", "serve_load"),
                    help="the load generator (bench/serve_peers/serve_load.cpp, built by serve_bench.sh)")
@@ -331,15 +353,25 @@ def main():
     p.add_argument("--torchserve-workers", default="1,2")
     p.add_argument("--servers", default="tabby,mlserver,torchserve")
     p.add_argument("--into", default="", help="a RESULTS.md whose serve-peers section is replaced")
+    p.add_argument("--note", default="", help="a sentence for the section's header (what else the machine ran)")
+    p.add_argument("--render", metavar="JSON", help="no measuring: the section from an earlier run's serve_peers.json")
     args = p.parse_args()
+    if args.render:
+        with open(args.render) as f:
+            res = json.load(f)
+        if args.note:
+            res["note"] = args.note
+        publish(res, args)
+        return
     os.makedirs(args.work, exist_ok=True)
     servers = args.servers.split(",")
-    tabby = os.path.join(args.build, "tabby")
+    # Several builds: each build's tabby is measured (a branch's new protocol beside main's, say).
+    builds = args.build or [os.path.join(ROOT, "build")]
     cores = os.cpu_count() or 1
     folder = os.path.join(args.shared, "datasets", "cats_dogs_fullres", "test_set")
     photos = sorted(os.path.join(folder, c, f) for c in ("cats", "dogs") for f in os.listdir(os.path.join(folder, c)))
     photos = photos[::max(1, len(photos) // args.photos)][:args.photos]
-    run = train_run(tabby, args.shared, args.work)
+    run = train_run(os.path.join(builds[0], "tabby"), args.shared, args.work)
     with open(os.path.join(run, "run.json")) as f:
         size = json.load(f)["image_size"]
     inputs = prepare_inputs(photos, size, args.work)
@@ -348,7 +380,7 @@ def main():
            "machine": f"{model_name} ({vector}), {cores} cores", "loadavg_start": os.getloadavg()[0],
            "commit": subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
                                     text=True).stdout.strip(),
-           "connections": args.connections, "warmup": args.warmup, "duration": args.duration,
+           "builds": [os.path.relpath(b, ROOT) for b in (args.build or [])], "connections": args.connections, "warmup": args.warmup, "duration": args.duration,
            "photos": len(photos), "photo_kb": sum(os.path.getsize(f) for f in photos) / len(photos) / 1024,
            "rows": []}
     rows = res["rows"]
@@ -356,23 +388,8 @@ def main():
     venv_env = dict(env, PATH=os.path.join(args.venv, "bin") + os.pathsep + env.get("PATH", ""),
                     PYTHONPATH=os.pathsep.join([HERE, BENCH]))
 
-    if "tabby" in servers:
-        grpc = "--grpc-port" in subprocess.run([tabby, "serve", "--help"], capture_output=True, text=True).stdout
-        port, grpc_port = free_port(), free_port()
-        cmd = [tabby, "serve", run, "--port", str(port), "--name", MODEL] + (["--grpc-port", str(grpc_port)] if grpc else [])
-        server = Server("tabby", cmd, env, args.work)
-        base_url = f"http://127.0.0.1:{port}"
-        server.wait_answering(lambda: http_request(f"{base_url}/predictions/{MODEL}", photos[0], "image/jpeg", ""))
-        with open(server.log_path) as f:
-            m = re.search(r"(\d+) instances? x (\d+) threads?", f.read())
-        setting = f"{m.group(1)} instances x {m.group(2)} threads" if m else "defaults"
-        loads = tensor_loads(base_url, inputs, args, f"127.0.0.1:{grpc_port}" if grpc else None)
-        loads += upload_loads(base_url, photos, args)
-        if not grpc:
-            rows.append({"server": "tabby serve", "server_name": "tabby", "setting": setting,
-                         "protocol": "OIP gRPC, raw tensor", "skipped": "this build has no --grpc-port"})
-        measure_server(server, loads, rows, {"server": "tabby serve", "server_name": "tabby", "setting": setting,
-                                             "server_command": " ".join(shlex.quote(c) for c in cmd)})
+    for k, build in enumerate(builds if "tabby" in servers else []):
+        measure_tabby(os.path.join(build, "tabby"), f"tabby-{k}", run, photos, inputs, env, args, rows)
 
     if "mlserver" in servers:
         for workers in [int(w) for w in args.mlserver_workers.split(",")]:
@@ -409,10 +426,16 @@ def main():
 
     res["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
     res["loadavg_end"] = os.getloadavg()[0]
+    res["note"] = args.note
     with open(os.path.join(args.work, "serve_peers.json"), "w") as f:
         json.dump(res, f, indent=1)
+    publish(res, args)
+
+
+def publish(res, args):
+    """The section as markdown beside the JSON, printed, and into --into."""
     from report import section  # noqa: E402 - the table's wording lives beside the numbers' collection
-    text = section(res, args)
+    text = section(res)
     with open(os.path.join(args.work, "serve_peers.md"), "w") as f:
         f.write(text)
     print(text)
