@@ -22,6 +22,11 @@ if ! command -v java >/dev/null; then
   apt-get install -y --no-install-recommends default-jre-headless >/dev/null
 fi
 
+# What the peers take from Debian's Python beside torch (scripts/install-deps.sh has the rest).
+if ! /usr/bin/python3 -c "import psutil, click, wheel" 2>/dev/null; then
+  apt-get install -y --no-install-recommends python3-psutil python3-click python3-wheel >/dev/null
+fi
+
 # The peers' packages: every one pinned (--no-deps), over Debian's torch.
 if ! cmp -s "$peers/requirements.txt" "$venv/.requirements.txt" 2>/dev/null; then
   echo "serve-bench: installing MLServer and TorchServe into $venv" >&2

@@ -9,6 +9,7 @@ PEER_PROTOCOLS = {"OIP HTTP, binary tensor": ("OIP HTTP, binary tensor", "OIP HT
 
 
 def _row(r):
+    r = dict(r, setting=r["setting"].replace("x 1 threads", "x 1 thread").replace("1 workers", "1 worker"))
     if "skipped" in r:
         return f"| {r['protocol']} | {r['server']} | {r['setting']} | skipped: {r['skipped']} | | | | | |"
     return (f"| {r['protocol']} | {r['server']} | {r['setting']} | {r['rps']:.1f} | {r['p50_ms']:.1f} | "
@@ -42,15 +43,15 @@ def section(res, args=None):
         "<!-- tabby-serve-peers-section:begin -->",
         "## Serving: `tabby serve` beside MLServer and TorchServe",
         "",
-        f"Run {res['started']} → {res['finished']}, `bench/serve_bench.sh`, tabby {res['commit']}. {res['machine']}, "
+        f"Run {res['started']} → {res['finished']}, `bench/serve_bench.sh` at {res['commit']}. {res['machine']}, "
         f"load average {res['loadavg_start']:.2f} at the start, {res['loadavg_end']:.2f} at the end."
         + (f" {res['note']}" if res.get("note") else ""),
         "",
         "The same network everywhere: the tabby run of `bench/serve_bench.py` (MobileNetV2 with ImageNet features "
         "and a 2-class head, 224×224, fp32 on the CPU); MLServer (a custom runtime) and TorchServe (a handler in a "
         ".mar) rebuild it with torchvision and load the run's weights, so each server computes the same model on the "
-        "same input. A 2-class head rather than the 1000-class ImageNet one because tabby serves trained runs; "
-        "the head is 0.1 % of the work. Tensor requests carry one photo as FP32 [1,3,224,224] pixels 0-255 "
+        "same input. A 2-class head rather than ImageNet's 1000 classes because tabby serves trained runs; "
+        "a 1000-class head would add under 0.5 % to the network's work. Tensor requests carry one photo as FP32 [1,3,224,224] pixels 0-255 "
         "(tabby's Open Inference Protocol input; the MLServer runtime normalises them as tabby does). Image uploads "
         f"post {res['photos']} real JPEG photos ({res['photo_kb']:.0f} KB on average) in turn. Every server batches "
         "(tabby: 32 images / 5 ms; MLServer adaptive batching and TorchServe batching set to the same). MLServer's "

@@ -129,10 +129,19 @@ def run_load(client_args, args):
     result = json.loads(out.strip().splitlines()[-1])
     sent = max(1.0, result["requests"] * (args.warmup + args.duration) / args.duration)
     result["client_cpu_ms_per_request"] = 1000 * cpu / sent
-    bodies = [c for c in cmd if c.endswith(".jpg")]
-    shown = [c for c in cmd if not c.endswith(".jpg")] + ([f"--body PHOTO ({len(bodies)} photos)"] if bodies else [])
-    result["command"] = " ".join(shlex.quote(c) for c in shown).replace("--body --body", "--body")
+    result["command"] = shown_command(cmd)
     return result
+
+
+def shown_command(cmd):
+    """The command as a shell line, its photo bodies (a hundred of them) as one placeholder."""
+    shown, photos = [], 0
+    for i, c in enumerate(cmd):
+        if c == "--body" and cmd[i + 1].endswith(".jpg") or c.endswith(".jpg"):
+            photos += c.endswith(".jpg")
+            continue
+        shown.append(shlex.quote(c))
+    return " ".join(shown) + (f" --body PHOTO... (each of the {photos} photos)" if photos else "")
 
 
 def probe(client_args, args):
