@@ -141,14 +141,18 @@ class HttpConnection {
 
   Outcome post(const std::string& request) {
     if (fd_ < 0 && !open_socket()) return {false, "cannot connect to " + url_.host + ":" + url_.port};
+    bool sent_all = true;
     for (size_t sent = 0; sent < request.size();) {
       const ssize_t n = ::send(fd_, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
-      if (n <= 0) return fail("the connection closed while sending");
+      if (n <= 0) {
+        sent_all = false;  // a server refusing a request may answer before it read the body
+        break;
+      }
       sent += static_cast<size_t>(n);
     }
     size_t header_end;
     while ((header_end = buffer_.find("\r\n\r\n")) == std::string::npos)
-      if (!fill()) return fail("the connection closed before an answer");
+      if (!fill()) return fail(sent_all ? "the connection closed before an answer" : "the connection closed while sending");
     const std::string head = buffer_.substr(0, header_end);
     buffer_.erase(0, header_end + 4);
     std::string lower = head;
@@ -162,7 +166,7 @@ class HttpConnection {
       body_ok = at == std::string::npos || skip_bytes(std::strtoull(lower.c_str() + at + 15, nullptr, 10));
     }
     if (!body_ok) return fail("the connection closed inside an answer");
-    if (lower.find("connection: close") != std::string::npos) close_socket();
+    if (!sent_all || lower.find("connection: close") != std::string::npos) close_socket();
     if (status != 200) return {false, "HTTP " + std::to_string(status)};
     return {true, ""};
   }
