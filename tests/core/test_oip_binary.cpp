@@ -13,15 +13,8 @@ namespace {
 
 using nlohmann::json;
 
-ModelSignature tiny_cats() {
-  ModelSignature m;
-  m.name = "cats";
-  m.height = 2;
-  m.width = 2;
-  m.classes = {"cat", "dog"};
-  m.max_images = 4;
-  return m;
-}
+// 2x2 pixels, two classes, at most 4 images a request.
+ModelSignature tiny_cats() { return ModelSignature{"cats", 2, 2, {"cat", "dog"}, 4}; }
 
 // A body as tritonclient sends it: the JSON, then the raw bytes; the header
 // length is the JSON's.
