@@ -142,6 +142,15 @@ TEST(OipBinary, EverySizeIsCheckedExactly) {
   negative["inputs"][0]["parameters"]["binary_data_size"] = -1;
   b = binary_body(negative, raw_of_fp32(pixels));
   EXPECT_NE(binary_request_error(b).find("`binary_data_size` must be"), std::string::npos);
+  // A name or datatype that is not a string: a 400, not nlohmann's type_error.
+  json numeric = fp32_binary_header(1, 48);
+  numeric["inputs"][0]["datatype"] = 32;
+  b = binary_body(numeric, raw_of_fp32(pixels));
+  EXPECT_NE(binary_request_error(b).find("`datatype` must be a string"), std::string::npos);
+  numeric = fp32_binary_header(1, 48);
+  numeric["outputs"] = {{{"name", 7}}};
+  b = binary_body(numeric, raw_of_fp32(pixels));
+  EXPECT_NE(binary_request_error(b).find("`name` must be a string"), std::string::npos);
   // The image count is checked before any size (nothing allocated for a huge shape).
   b = binary_body(fp32_binary_header(int64_t{1} << 60, 48), raw_of_fp32(pixels));
   EXPECT_NE(binary_request_error(b).find("at most 4 images"), std::string::npos);

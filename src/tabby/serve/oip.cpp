@@ -134,6 +134,14 @@ void parse_bytes(InferRequest& r, const json& input, const std::vector<int64_t>&
   }
 }
 
+// json::value() would throw its own type_error (a 500) for a name that is a number.
+std::string text_field(const json& object, const char* key, const std::string& absent) {
+  const auto it = object.find(key);
+  if (it == object.end()) return absent;
+  if (!it->is_string()) bad(fmt::format("`{}` must be a string", key));
+  return it->get<std::string>();
+}
+
 // A boolean parameter of `params` (absent: false).
 bool flag_of(const json& params, const char* key) {
   const auto it = params.find(key);
@@ -149,7 +157,7 @@ void parse_outputs(InferRequest& r, const json& body, const ModelSignature& m) {
   if (it->empty()) return;
   const json& out = it->front();
   if (!out.is_object()) bad("an output must be an object");
-  r.output_name = out.value("name", std::string("probabilities"));
+  r.output_name = text_field(out, "name", "probabilities");
   if (r.output_name != "probabilities") bad("the model's only output is \"probabilities\"");
   const json params = out.value("parameters", json::object());
   if (!params.is_object()) bad("an output's `parameters` must be an object");
@@ -192,8 +200,8 @@ InferRequest parse_infer_request(const json& body, const ModelSignature& m, std:
     bad("`inputs` must list exactly one input tensor");
   }
   const json& input = inputs->front();
-  r.input_name = input.value("name", std::string("images"));
-  const std::string type = input.value("datatype", std::string());
+  r.input_name = text_field(input, "name", "images");
+  const std::string type = text_field(input, "datatype", "");
   const std::vector<int64_t> shape = shape_of(input);
   BinaryTensors tensors(binary);
   if (type == "FP32") {
