@@ -250,7 +250,12 @@ TEST_F(ServeTest, TritonclientHttpGetsTheProbabilitiesOfTabbyPredict) {
       testing::shell_quote(std::getenv("TABBY_PYTHON")) + " " + testing::shell_quote(script.string()) + " " +
       testing::shell_quote("127.0.0.1:" + std::to_string(s.port())) + " cats " +
       testing::shell_quote((*dir_ / "tritonclient" / "cases.json").string()));
-  ASSERT_NE(r.exit_code, 2) << r.err << "hint: scripts/install-test-tools.sh installs tritonclient";
+  if (r.exit_code == 2) {
+    // The machine where nothing can be installed (the GPU machine) opts out as for the browser test.
+    const char* opted_out = std::getenv("TABBY_NO_BROWSER");
+    if (opted_out && std::string(opted_out) == "1") GTEST_SKIP() << "no tritonclient (TABBY_NO_BROWSER=1): " << r.err;
+    FAIL() << r.err << "hint: scripts/install-test-tools.sh installs tritonclient";
+  }
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err << s.stderr_text();
   const json got = json::parse(r.out);
   for (const auto& f : files) {
