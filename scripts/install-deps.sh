@@ -52,6 +52,9 @@ PACKAGES=(
   chromium chromium-driver python3-selenium
   # readers of exported ONNX files in the tests (ONNX Runtime comes from PyPI: scripts/install-test-tools.sh)
   python3-onnx python3-opencv python3-pip
+  # tritonclient's http and grpc dependencies, for the serve tests' clients (tritonclient
+  # itself and grpcio come from PyPI: scripts/install-test-tools.sh)
+  python3-rapidjson python3-gevent python3-geventhttpclient python3-aiohttp python3-packaging
   # the Debian 13 build's root (scripts/test-debian13.sh) and the package's install test (scripts/test-deb.sh)
   debootstrap debian-archive-keyring
   # network namespaces as two machines in the data-parallel test (tests/distributed/two_hosts.sh)

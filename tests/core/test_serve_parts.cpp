@@ -311,7 +311,7 @@ TEST(OpenInferenceProtocol, EveryMistakeIsA400NamingIt) {
 TEST(OpenInferenceProtocol, MetadataDescribesTheTensors) {
   const json server = server_metadata("1.2.3");
   EXPECT_EQ(server["name"], "tabby");
-  EXPECT_EQ(server["extensions"], json({"classification"}));
+  EXPECT_EQ(server["extensions"], json({"classification", "binary_tensor_data"}));
   const json model = model_metadata(cats());
   EXPECT_EQ(model["name"], "cats");
   EXPECT_EQ(model["inputs"][0]["shape"], json({-1, 3, 2, 2}));

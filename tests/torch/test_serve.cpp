@@ -200,6 +200,97 @@ TEST_F(ServeTest, ProbabilitiesAreThoseOfTabbyPredict) {
   }
 }
 
+// A "probability:index:label" string of the classification extension.
+void expect_top_string(const std::string& top, const std::vector<double>& want, const std::string& where) {
+  static const std::vector<std::string> classes = {"red_free", "reddish"};
+  const size_t first = top.find(':'), second = top.rfind(':');
+  ASSERT_TRUE(first != std::string::npos && second != first) << where << ": " << top;
+  const int index = std::stoi(top.substr(first + 1, second - first - 1));
+  ASSERT_TRUE(index == 0 || index == 1) << where << ": " << top;
+  EXPECT_NEAR(std::stod(top.substr(0, first)), want[static_cast<size_t>(index)], 1e-5) << where << ": " << top;
+  EXPECT_EQ(top.substr(second + 1), classes[static_cast<size_t>(index)]) << where;
+}
+
+// tritonclient.http at its defaults (binary tensor data both ways; an encoded
+// image can only go as binary), and with JSON inputs and outputs, with and
+// without the classification extension: tabby predict's probabilities.
+TEST_F(ServeTest, TritonclientHttpGetsTheProbabilitiesOfTabbyPredict) {
+  std::vector<fs::path> files = {images().front(), images().back()};
+  // A JPEG too, of the first PNG's pixels.
+  const fs::path jpeg = *dir_ / "tritonclient" / "photo.jpg";
+  {
+    const std::string png = read_file(files.front());
+    Image image(16, 16);
+    decode_image_resized(reinterpret_cast<const uint8_t*>(png.data()), png.size(), 16, 16, false, image.pixels.data());
+    testing::write_bytes(jpeg, encode_jpeg(image));
+  }
+  files.push_back(jpeg);
+  json cases = {{"height", 16}, {"width", 16}, {"images", json::array()}};
+  for (size_t i = 0; i < files.size(); ++i) {
+    const std::string bytes = read_file(files[i]);
+    std::vector<uint8_t> hwc(16 * 16 * 3);
+    decode_image_resized(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), 16, 16, false, hwc.data());
+    std::vector<float> chw(hwc.size());
+    for (size_t p = 0; p < 256; ++p) {
+      for (size_t ch = 0; ch < 3; ++ch) chw[ch * 256 + p] = hwc[p * 3 + ch];
+    }
+    // float32 as the host lays it out: little-endian on every host tabby builds for.
+    const fs::path pixels = *dir_ / "tritonclient" / ("pixels" + std::to_string(i) + ".f32");
+    testing::write_bytes(pixels, std::string(reinterpret_cast<const char*>(chw.data()), chw.size() * sizeof(float)));
+    cases["images"].push_back({{"file", files[i].string()}, {"pixels", pixels.string()}});
+  }
+  testing::write_bytes(*dir_ / "tritonclient" / "cases.json", cases.dump());
+  const auto expected = predicted(run(), files);
+
+  ServeProcess s = start({}, "tritonclient");
+  ASSERT_TRUE(s.wait_ready()) << s.stderr_text();
+  const fs::path script = fs::path(std::getenv("TABBY_SOURCE_DIR")) / "tests" / "python" / "tritonclient_http_check.py";
+  const auto r = testing::run_command(
+      "PYTHONPATH=" + testing::shell_quote(std::getenv("TABBY_PYTOOLS")) + " " +
+      testing::shell_quote(std::getenv("TABBY_PYTHON")) + " " + testing::shell_quote(script.string()) + " " +
+      testing::shell_quote("127.0.0.1:" + std::to_string(s.port())) + " cats " +
+      testing::shell_quote((*dir_ / "tritonclient" / "cases.json").string()));
+  if (r.exit_code == 2) {
+    // The machine where nothing can be installed (the GPU machine) opts out as for the browser test.
+    const char* opted_out = std::getenv("TABBY_NO_BROWSER");
+    if (opted_out && std::string(opted_out) == "1") GTEST_SKIP() << "no tritonclient (TABBY_NO_BROWSER=1): " << r.err;
+    FAIL() << r.err << "hint: scripts/install-test-tools.sh installs tritonclient";
+  }
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << s.stderr_text();
+  const json got = json::parse(r.out);
+  for (const auto& f : files) {
+    const auto& want = expected.at(f.string());
+    const json& answers = got["images"][f.string()];
+    for (const char* variant : {"fp32_binary", "fp32_json", "fp32_json_out", "bytes_binary"}) {
+      const std::string where = f.filename().string() + " " + variant;
+      const json& probs = answers[variant];
+      ASSERT_TRUE(probs.size() == 1 && probs[0].size() == 2) << where << ": " << answers.dump();
+      EXPECT_NEAR(probs[0][0].get<double>(), want[0], 1e-5) << where;
+      EXPECT_NEAR(probs[0][1].get<double>(), want[1], 1e-5) << where;
+      const json& top = answers[std::string(variant) + "_top"];
+      ASSERT_EQ(top.size(), 1u) << where << ": " << top.dump();
+      ASSERT_EQ(top[0].size(), 2u) << where << ": " << top.dump();
+      for (const auto& t : top[0]) expect_top_string(t.get<std::string>(), want, where + "_top");
+      EXPECT_GE(std::stod(top[0][0].get<std::string>()), std::stod(top[0][1].get<std::string>())) << where;
+    }
+  }
+  ASSERT_EQ(got["batch"].size(), files.size()) << r.out;
+  ASSERT_EQ(got["batch_top"].size(), files.size()) << r.out;
+  for (size_t i = 0; i < files.size(); ++i) {
+    const auto& want = expected.at(files[i].string());
+    EXPECT_NEAR(got["batch"][i][0].get<double>(), want[0], 1e-5) << files[i];
+    EXPECT_NEAR(got["batch"][i][1].get<double>(), want[1], 1e-5) << files[i];
+    for (const auto& t : got["batch_top"][i]) expect_top_string(t.get<std::string>(), want, "batch " + files[i].string());
+  }
+  // A binary body whose header length runs past it: a 400 that says so.
+  auto c = s.client();
+  const auto bad = c.Post("/v2/models/cats/infer", {{"Inference-Header-Content-Length", "999"}}, "{}",
+                          "application/octet-stream");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_NE(bad->body.find("the body holds only 2 bytes"), std::string::npos) << bad->body;
+}
+
 // The head of an upload over --max-body-mb gets its 413 at once: none of the
 // body is read first (without the check, httplib reads and discards it all,
 // here waiting out the read timeout for a body that never comes).

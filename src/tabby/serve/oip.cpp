@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <optional>
 
 #include "tabby/report/base64.h"
+#include "tabby/serve/oip_binary.h"
 
 namespace tabby::serve {
 
@@ -51,13 +53,61 @@ std::vector<const json*> data_of(const json& input, size_t expected) {
   return values;
 }
 
-void parse_fp32(InferRequest& r, const json& input, const std::vector<int64_t>& shape, const ModelSignature& m) {
+// The raw bytes that follow a binary-extension request's JSON, handed out to
+// the inputs in order, each its `parameters.binary_data_size`.
+class BinaryTensors {
+ public:
+  explicit BinaryTensors(std::string_view bytes) : rest_(bytes) {}
+
+  // The input's raw bytes, or nullopt when its data is JSON `data`.
+  std::optional<std::string_view> take(const json& input, const std::string& what) {
+    const auto params = input.find("parameters");
+    if (params == input.end()) return std::nullopt;
+    if (!params->is_object()) bad(what + ": `parameters` must be an object");
+    const auto size = params->find("binary_data_size");
+    if (size == params->end()) return std::nullopt;
+    if (!size->is_number_integer() || size->get<int64_t>() < 0) {
+      bad(what + ": `binary_data_size` must be a number of bytes (an integer >= 0)");
+    }
+    if (input.contains("data")) bad(what + " has both `data` and `binary_data_size`: its data is one or the other");
+    const auto n = static_cast<uint64_t>(size->get<int64_t>());
+    if (n > rest_.size()) {
+      bad(fmt::format("{}: `binary_data_size` is {}, but only {} bytes of binary data follow the JSON{}", what, n,
+                      rest_.size(),
+                      rest_.empty() ? " (binary data needs the Inference-Header-Content-Length header)" : ""));
+    }
+    const std::string_view raw = rest_.substr(0, n);
+    rest_.remove_prefix(n);
+    return raw;
+  }
+  // Every byte must belong to an input: a stray one is a client's mistake.
+  void expect_all_taken() const {
+    if (!rest_.empty()) bad(fmt::format("{} bytes of binary data follow the inputs' `binary_data_size`s", rest_.size()));
+  }
+
+ private:
+  std::string_view rest_;
+};
+
+// Refused before anything is allocated for the images, so a huge shape costs nothing.
+void check_image_count(int64_t images, const ModelSignature& m) {
+  if (images < 1) bad("the request holds no image");
+  if (images > m.max_images) bad(fmt::format("a request may hold at most {} images", m.max_images));
+}
+
+void parse_fp32(InferRequest& r, const json& input, const std::vector<int64_t>& shape, const ModelSignature& m,
+                BinaryTensors& binary) {
   if (shape.size() != 4 || shape[1] != 3 || shape[2] != m.height || shape[3] != m.width) {
     bad(fmt::format("FP32 input must have shape [N, 3, {}, {}] (RGB pixel values 0-255 at the model's size)",
                     m.height, m.width));
   }
   r.images = shape[0];
+  check_image_count(r.images, m);
   const size_t n = static_cast<size_t>(r.images) * 3 * m.height * m.width;
+  if (const auto raw = binary.take(input, "the FP32 input")) {
+    r.pixels = fp32_from_raw(*raw, n, "the FP32 input");
+    return;
+  }
   r.pixels.reserve(n);
   for (const json* v : data_of(input, n)) {
     if (!v->is_number()) bad("FP32 `data` must hold numbers");
@@ -67,16 +117,37 @@ void parse_fp32(InferRequest& r, const json& input, const std::vector<int64_t>& 
   }
 }
 
-void parse_bytes(InferRequest& r, const json& input, const std::vector<int64_t>& shape) {
-  const int64_t product = std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<int64_t>());
+void parse_bytes(InferRequest& r, const json& input, const std::vector<int64_t>& shape, const ModelSignature& m,
+                 BinaryTensors& binary) {
   if (shape.size() > 2 || (shape.size() == 2 && shape[1] != 1)) bad("BYTES input must have shape [N] or [N, 1]");
-  r.images = product;
-  for (const json* v : data_of(input, static_cast<size_t>(product))) {
+  r.images = shape[0];
+  check_image_count(r.images, m);
+  if (const auto raw = binary.take(input, "the BYTES input")) {
+    r.encoded = bytes_from_raw(*raw, static_cast<size_t>(r.images), "the BYTES input");
+    return;
+  }
+  for (const json* v : data_of(input, static_cast<size_t>(r.images))) {
     if (!v->is_string()) bad("BYTES `data` must hold base64 strings of encoded images");
     auto bytes = report::base64_decode(v->get<std::string>());
     if (!bytes) bad("BYTES `data` holds a string that is not base64");
     r.encoded.push_back(std::move(*bytes));
   }
+}
+
+// json::value() would throw its own type_error (a 500) for a name that is a number.
+std::string text_field(const json& object, const char* key, const std::string& absent) {
+  const auto it = object.find(key);
+  if (it == object.end()) return absent;
+  if (!it->is_string()) bad(fmt::format("`{}` must be a string", key));
+  return it->get<std::string>();
+}
+
+// A boolean parameter of `params` (absent: false).
+bool flag_of(const json& params, const char* key) {
+  const auto it = params.find(key);
+  if (it == params.end()) return false;
+  if (!it->is_boolean()) bad(fmt::format("`{}` must be true or false", key));
+  return it->get<bool>();
 }
 
 void parse_outputs(InferRequest& r, const json& body, const ModelSignature& m) {
@@ -86,9 +157,12 @@ void parse_outputs(InferRequest& r, const json& body, const ModelSignature& m) {
   if (it->empty()) return;
   const json& out = it->front();
   if (!out.is_object()) bad("an output must be an object");
-  r.output_name = out.value("name", std::string("probabilities"));
+  r.output_name = text_field(out, "name", "probabilities");
   if (r.output_name != "probabilities") bad("the model's only output is \"probabilities\"");
   const json params = out.value("parameters", json::object());
+  if (!params.is_object()) bad("an output's `parameters` must be an object");
+  // The output's own choice wins over the request's `binary_data_output`.
+  if (params.contains("binary_data")) r.binary_output = flag_of(params, "binary_data");
   if (params.contains("classification")) {
     const json& k = params["classification"];
     if (!k.is_number_integer() || k.get<int64_t>() < 1) bad("`classification` must be a positive integer");
@@ -99,7 +173,7 @@ void parse_outputs(InferRequest& r, const json& body, const ModelSignature& m) {
 }  // namespace
 
 json server_metadata(const std::string& version) {
-  return {{"name", "tabby"}, {"version", version}, {"extensions", {"classification"}}};
+  return {{"name", "tabby"}, {"version", version}, {"extensions", {"classification", "binary_tensor_data"}}};
 }
 
 json model_metadata(const ModelSignature& m) {
@@ -114,7 +188,7 @@ json model_metadata(const ModelSignature& m) {
           {"parameters", {{"classes", m.classes}}}};
 }
 
-InferRequest parse_infer_request(const json& body, const ModelSignature& m) {
+InferRequest parse_infer_request(const json& body, const ModelSignature& m, std::string_view binary) {
   if (!body.is_object()) bad("the request body must be a JSON object");
   InferRequest r;
   if (body.contains("id")) {
@@ -126,18 +200,22 @@ InferRequest parse_infer_request(const json& body, const ModelSignature& m) {
     bad("`inputs` must list exactly one input tensor");
   }
   const json& input = inputs->front();
-  r.input_name = input.value("name", std::string("images"));
-  const std::string type = input.value("datatype", std::string());
+  r.input_name = text_field(input, "name", "images");
+  const std::string type = text_field(input, "datatype", "");
   const std::vector<int64_t> shape = shape_of(input);
+  BinaryTensors tensors(binary);
   if (type == "FP32") {
-    parse_fp32(r, input, shape, m);
+    parse_fp32(r, input, shape, m, tensors);
   } else if (type == "BYTES") {
-    parse_bytes(r, input, shape);
+    parse_bytes(r, input, shape, m, tensors);
   } else {
     bad("datatype '" + type + "': the model takes FP32 pixels or BYTES (encoded images)");
   }
-  if (r.images < 1) bad("the request holds no image");
-  if (r.images > m.max_images) bad(fmt::format("a request may hold at most {} images", m.max_images));
+  tensors.expect_all_taken();
+  if (const auto params = body.find("parameters"); params != body.end()) {
+    if (!params->is_object()) bad("the request's `parameters` must be an object");
+    r.binary_output = flag_of(*params, "binary_data_output");
+  }
   parse_outputs(r, body, m);
   return r;
 }

@@ -1,5 +1,6 @@
 // The Open Inference Protocol (KServe v2, also spoken by Triton, Seldon and
-// ONNX Runtime Server) for an image classifier, as JSON in and out:
+// ONNX Runtime Server) for an image classifier, as JSON in and out, or with
+// Triton's binary tensor data extension (serve/oip_binary.h):
 //   GET  /v2                      server metadata
 //   GET  /v2/models/{m}           model metadata: input "images" FP32 [-1,3,H,W]
 //                                 (RGB pixel values 0-255) or BYTES [-1] (encoded
@@ -7,6 +8,10 @@
 //   POST /v2/models/{m}/infer     one input tensor; the classification extension
 //                                 (output parameter "classification": K) answers
 //                                 BYTES "probability:index:label" strings instead.
+//                                 An input's data is JSON `data`, or raw bytes
+//                                 after the JSON (`parameters.binary_data_size`);
+//                                 the output comes back as raw bytes when asked
+//                                 (`binary_data` / `binary_data_output`).
 // Nothing here touches the network or the model: parsing, checking and encoding.
 #pragma once
 
@@ -15,6 +20,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace tabby::serve {
@@ -44,12 +50,17 @@ struct InferRequest {
   std::vector<std::string> encoded;  // BYTES input: one encoded image each (decoded by the caller)
   std::string output_name = "probabilities";
   int classification = 0;  // > 0: the classification extension's top-K
+  bool binary_output = false;  // answer the output's data as raw bytes (serve/oip_binary.h)
 };
 
 nlohmann::json server_metadata(const std::string& version);
 nlohmann::json model_metadata(const ModelSignature& model);
 // RequestError(400) for anything that is not a request this model can run.
-InferRequest parse_infer_request(const nlohmann::json& body, const ModelSignature& model);
+// `binary`: the raw tensor bytes that follow the JSON in a request of the
+// binary tensor data extension (empty for a JSON request); every byte of it
+// must belong to an input's `parameters.binary_data_size`.
+InferRequest parse_infer_request(const nlohmann::json& body, const ModelSignature& model,
+                                 std::string_view binary = {});
 // `probabilities` holds request.images rows of model.classes.size().
 nlohmann::json infer_response(const InferRequest& request, const ModelSignature& model,
                               const std::vector<float>& probabilities);

@@ -2,6 +2,7 @@
 
 #include <regex>
 
+#include "tabby/serve/oip_binary.h"
 #include "tabby/serve/upload_page.h"
 
 namespace tabby::server {
@@ -95,14 +96,24 @@ HttpReply oip_infer(InferenceService& service, const std::string& model, const s
   InferenceService::InFlight counted(service);
   try {
     ServedModel& m = service.ready_model(model);
+    serve::InferRequest r;
     if (inference_header_length) {
-      throw serve::RequestError(400, "Triton's binary tensor data extension is not supported yet: send JSON");
+      r = serve::parse_binary_infer_request(body, *inference_header_length, m.signature());
+    } else {
+      const json request = json::parse(body, nullptr, /*allow_exceptions=*/false);
+      if (request.is_discarded()) throw serve::RequestError(400, "the request body is not valid JSON");
+      r = serve::parse_infer_request(request, m.signature());
     }
-    const json request = json::parse(body, nullptr, /*allow_exceptions=*/false);
-    if (request.is_discarded()) throw serve::RequestError(400, "the request body is not valid JSON");
-    serve::InferRequest r = serve::parse_infer_request(request, m.signature());
     const std::vector<float> probs = service.infer(m, r);
-    return json_reply(200, serve::infer_response(r, m.signature(), probs));
+    // A JSON request may still ask for its output as raw bytes (binary_data).
+    serve::EncodedInferResponse encoded = serve::encode_infer_response(r, m.signature(), probs);
+    HttpReply reply;
+    reply.body = std::move(encoded.body);
+    if (encoded.header_length) {
+      reply.content_type = "application/octet-stream";
+      reply.headers.emplace_back("Inference-Header-Content-Length", std::to_string(*encoded.header_length));
+    }
+    return reply;
   } catch (const serve::RequestError& e) {
     return error_reply(e);
   }
