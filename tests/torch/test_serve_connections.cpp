@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <random>
 #include <regex>
 #include <thread>
@@ -332,6 +333,52 @@ TEST_F(ServeConnectionsTest, OverMaxConnectionsAClientGets503AndIsHungUpOn) {
     if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_TRUE(served);
+}
+
+TEST_F(ServeConnectionsTest, ExpectContinuePipeliningAndChunkedBodies) {
+  ServeProcess s = start({"--max-body-mb", "0.01"}, "protocol");
+  ASSERT_TRUE(s.wait_ready()) << s.stderr_text();
+  const std::string body = image();
+  ASSERT_LT(body.size(), 10000u);
+  {
+    // curl's large uploads: the head, then the body only once told to go on.
+    RawConnection c(s.port());
+    ASSERT_TRUE(c.send_text(kUploadHead + "Expect: 100-continue\r\nContent-Length: " + std::to_string(body.size()) +
+                            "\r\n\r\n"));
+    char buf[64] = {};
+    timeval wait{60, 0};
+    setsockopt(c.fd(), SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+    const ssize_t n = recv(c.fd(), buf, 25, MSG_WAITALL);
+    ASSERT_EQ(std::string(buf, n > 0 ? static_cast<size_t>(n) : 0), "HTTP/1.1 100 Continue\r\n\r\n");
+    ASSERT_TRUE(c.send_text(body));
+    EXPECT_TRUE(starts_with_status(c.read_answer(), 200));
+  }
+  {
+    // Two requests in one write, answered in turn on the one connection; the
+    // second a chunked upload.
+    RawConnection c(s.port());
+    char size[32];
+    std::snprintf(size, sizeof size, "%zx", body.size());
+    ASSERT_TRUE(c.send_text("GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n\r\n" + kUploadHead +
+                            "Transfer-Encoding: chunked\r\n\r\n" + size + "\r\n" + body + "\r\n0\r\n\r\n"));
+    const std::string first = c.read_answer();
+    EXPECT_TRUE(starts_with_status(first, 200)) << first;
+    EXPECT_NE(first.find("\"ready\":true"), std::string::npos) << first;
+    const std::string second = c.read_answer();
+    EXPECT_TRUE(starts_with_status(second, 200)) << second;
+    EXPECT_NE(second.find("\"label\""), std::string::npos) << second;
+  }
+  {
+    // A chunked body is cut off as it passes --max-body-mb.
+    RawConnection c(s.port());
+    const std::string chunk(8000, 'z');
+    c.send_text(kUploadHead + "Transfer-Encoding: chunked\r\n\r\n1f40\r\n" + chunk + "\r\n1f40\r\n" + chunk +
+                "\r\n0\r\n\r\n");
+    bool closed = false;
+    const std::string answer = c.read_until_closed(&closed);
+    EXPECT_TRUE(starts_with_status(answer, 413)) << answer;
+    EXPECT_TRUE(closed);
+  }
 }
 
 TEST_F(ServeConnectionsTest, AMultipartUploadIsLabelled) {
