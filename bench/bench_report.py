@@ -346,7 +346,8 @@ def section_transfer(d):
 def kept_section(path, name):
     """The block another script wrote into PATH between its markers
     <!-- tabby-NAME-section:begin ... --> and <!-- tabby-NAME-section:end -->
-    (bench/gpu/render.py, bench/serve_bench.py, bench/dist_bench.py; the build section is written by hand),
+    (bench/gpu/render.py, bench/serve_bench.py, bench/dist_bench.py; the build and serve-connections sections
+    are written by hand),
     or "": a run of this script keeps it."""
     try:
         with open(path) as f:
@@ -360,7 +361,8 @@ def kept_section(path, name):
 
 
 def write(res, path):
-    kept = [kept_section(path, name) for name in ("serve", "serve-model", "distributed", "scale", "gpu", "build")]
+    kept = [kept_section(path, name)
+            for name in ("serve", "serve-model", "serve-connections", "distributed", "scale", "gpu", "build")]
     parts = [header(res)]
     if "decode" in res:
         parts.append(section_decode(res["decode"]))

@@ -3,7 +3,7 @@
 
 #include "tabby/cli/commands.h"
 #include "tabby/util/error.h"
-#ifdef TABBY_HAVE_HTTPLIB
+#ifdef TABBY_HAVE_SERVER
 #include "tabby/server/run_server.h"
 #endif
 
@@ -18,6 +18,8 @@ struct ServeFlags {
   int64_t max_batch_size = 32;
   size_t queue = 256;
   double max_body_mb = 16, drain_timeout = 30, threshold = 0, max_image_mp = 40;
+  int max_connections = 10000, max_headers = 100;
+  double header_timeout = 10, idle_timeout = 60, body_timeout = 10, min_body_rate_kb = 4, max_header_kb = 16;
 };
 
 }  // namespace
@@ -50,9 +52,22 @@ Command add_serve(CLI::App& root) {
                   "or auto (bf16 on CUDA)");
   app->add_option("--tta", f->tta, "Test-time augmentation: none (default) or flip (each image's mirror averaged in: usually a few tenths of a point of accuracy for twice the compute)");
   app->add_option("--http-threads", f->http_threads,
-                  "Threads answering HTTP (default: twice the batch sizes, at least 16)");
+                  "Threads running inference requests (default: twice the batch sizes, at least 16)");
+  app->add_option("--max-connections", f->max_connections,
+                  "Open HTTP connections; over it a client gets 503 and is hung up on (default 10000)");
+  app->add_option("--header-timeout", f->header_timeout,
+                  "Seconds from a request's first byte to the end of its head; slower gets 408 (default 10)");
+  app->add_option("--idle-timeout", f->idle_timeout,
+                  "Seconds a kept-alive connection may wait for its next request (default 60)");
+  app->add_option("--body-timeout", f->body_timeout,
+                  "Seconds a request body may stall; it gets 408 then (default 10)");
+  app->add_option("--min-body-rate-kb", f->min_body_rate_kb,
+                  "Slowest body in KB/s: one that takes longer than --body-timeout plus its length at this rate gets 408 (default 4)");
+  app->add_option("--max-header-kb", f->max_header_kb,
+                  "Largest request line and headers together, in KB; larger gets 431 (default 16)");
+  app->add_option("--max-headers", f->max_headers, "Most header fields in a request; more gets 431 (default 100)");
   Action run = [f]() -> int {
-#ifdef TABBY_HAVE_HTTPLIB
+#ifdef TABBY_HAVE_SERVER
     server::ServeOptions o;
     for (const auto& r : f->runs) o.runs.emplace_back(r);
     o.names = f->names;
@@ -74,10 +89,22 @@ Command add_serve(CLI::App& root) {
     o.http_threads = f->http_threads;
     o.drain_timeout_seconds = f->drain_timeout;
     o.threshold = f->threshold;
+    if (f->max_connections < 1 || f->max_headers < 1 || !(f->max_header_kb >= 1) || !(f->header_timeout > 0) ||
+        !(f->idle_timeout > 0) || !(f->body_timeout > 0) || !(f->min_body_rate_kb >= 0)) {
+      throw UsageError("--max-connections and --max-headers must be at least 1, --max-header-kb at least 1, "
+                       "the timeouts positive and --min-body-rate-kb at least 0");
+    }
+    o.limits.max_connections = f->max_connections;
+    o.limits.header_timeout_seconds = f->header_timeout;
+    o.limits.idle_timeout_seconds = f->idle_timeout;
+    o.limits.body_timeout_seconds = f->body_timeout;
+    o.limits.min_body_bytes_per_second = f->min_body_rate_kb * 1024;
+    o.limits.max_header_bytes = static_cast<size_t>(f->max_header_kb * 1024);
+    o.limits.max_header_count = f->max_headers;
     return server::run_server(o);
 #else
-    throw Error("this tabby was built without cpp-httplib, so it cannot serve",
-                "install libcpp-httplib-dev and rebuild");
+    throw Error("this tabby was built without Boost.Beast, so it cannot serve",
+                "install libboost-dev (scripts/install-deps.sh) and rebuild");
 #endif
   };
   return {app, run};

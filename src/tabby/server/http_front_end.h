@@ -8,9 +8,12 @@
 //   POST /predictions/{m}          an image as the body (or a multipart file):
 //                                  {"label", "probability", "top_k": [...]}, ?top_k=K, ?threshold=T
 //   GET  /metrics                  Prometheus text
-// Errors are {"error": "..."} with 400 (bad request or image), 404 (no such
-// model or route), 413 (body over the limit, refused before it is read) and
-// 503 (not ready, queue full: with Retry-After, or draining).
+// Errors are {"error": "..."} with 400 (bad request or image, a malformed
+// head, a body shorter than its Content-Length), 404 (no such model or route),
+// 405 (wrong method), 408 (head or body too slow), 413 (body over the limit,
+// refused before it is read), 431 (head too large) and 503 (not ready, queue
+// full: with Retry-After, draining, or over --max-connections). The limits on
+// connections are ServeOptions::limits.
 #pragma once
 
 #include <memory>

@@ -17,7 +17,7 @@ struct ConnectionLimits {
   double header_timeout_seconds = 10;   // from a request's first byte to its blank line
   double idle_timeout_seconds = 60;     // a kept-alive connection with no request
   double body_timeout_seconds = 10;     // a body that stops arriving: 408
-  double min_body_bytes_per_second = 4096;  // slower bodies are cut off (after body_timeout_seconds)
+  double min_body_bytes_per_second = 4096;  // a body gets body_timeout_seconds plus its length at this rate
   size_t max_header_bytes = 16 * 1024;  // request line and headers together
   int max_header_count = 100;
 };
@@ -33,7 +33,7 @@ struct ServeOptions {
   int http_threads = 0;            // 0: enough for a full batch of every model, at least 16
   double drain_timeout_seconds = 30;
   double threshold = 0;            // default of /predictions' ?threshold
-  int read_timeout_seconds = 10;   // a client that stalls mid-upload is dropped
+  int read_timeout_seconds = 10;   // an answer the client stops reading is dropped (bodies: limits)
   ConnectionLimits limits;
 };
 
