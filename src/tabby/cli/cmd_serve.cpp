@@ -18,6 +18,7 @@ struct ServeFlags {
   int64_t max_batch_size = 32;
   size_t queue = 256;
   double max_body_mb = 16, drain_timeout = 30, threshold = 0, max_image_mp = 40;
+  int grpc_port = -1;  // -1: no gRPC
 };
 
 }  // namespace
@@ -51,6 +52,9 @@ Command add_serve(CLI::App& root) {
   app->add_option("--tta", f->tta, "Test-time augmentation: none (default) or flip (each image's mirror averaged in: usually a few tenths of a point of accuracy for twice the compute)");
   app->add_option("--http-threads", f->http_threads,
                   "Threads answering HTTP (default: twice the batch sizes, at least 16)");
+  app->add_option("--grpc-port", f->grpc_port,
+                  "Also serve the Open Inference Protocol over gRPC on this port (0: any free port, printed; "
+                  "default: no gRPC)");
   Action run = [f]() -> int {
 #ifdef TABBY_HAVE_HTTPLIB
     server::ServeOptions o;
@@ -59,6 +63,8 @@ Command add_serve(CLI::App& root) {
     o.host = f->host;
     o.port = f->port;
     if (f->port < 0 || f->port > 65535) throw UsageError("--port must be 0 to 65535");
+    if (f->grpc_port < -1 || f->grpc_port > 65535) throw UsageError("--grpc-port must be 0 to 65535");
+    o.grpc_port = f->grpc_port;
     if (f->instances < 0 || f->threads < 0) throw UsageError("--instances and --threads cannot be negative (0: chosen from the cores)");
     if (f->max_batch_size < 1 || f->queue < 1 || f->max_batch_delay_ms < 0) {
       throw UsageError("--max-batch-size and --queue must be at least 1, --max-batch-delay-ms at least 0");
