@@ -411,6 +411,21 @@ TEST_F(GrpcServeTest, SigtermFinishesGrpcCallsInFlight) {
   EXPECT_EQ(s.exit_status(), 0) << s.stderr_text();
 }
 
+// A gRPC port another server holds: one error naming it, and no server.
+TEST_F(GrpcServeTest, ABusyGrpcPortIsOneClearError) {
+  ServeProcess first = start({}, "busy_first");
+  ASSERT_GT(first.grpc_port(), 0) << first.stderr_text();
+  ServeProcess second({(*dir_ / "cats").string(), "--threads", "1", "--device", "cpu", "--grpc-port",
+                       std::to_string(first.grpc_port())},
+                      *dir_ / "busy_second.log");
+  ASSERT_TRUE(second.wait_exit(std::chrono::seconds(60))) << second.stderr_text();
+  EXPECT_NE(second.exit_status(), 0);
+  EXPECT_NE(second.stderr_text().find("cannot listen for gRPC on 127.0.0.1:" + std::to_string(first.grpc_port())),
+            std::string::npos)
+      << second.stderr_text();
+  EXPECT_NE(second.stderr_text().find("--grpc-port 0"), std::string::npos) << second.stderr_text();
+}
+
 // A real client of the protocol: NVIDIA's tritonclient.grpc (from PyPI, in
 // TABBY_PYTOOLS; scripts/install-test-tools.sh) reads tabby's answers.
 TEST_F(GrpcServeTest, TritonclientGrpcTalksToTabby) {
