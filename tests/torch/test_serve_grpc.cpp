@@ -8,6 +8,7 @@
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <regex>
@@ -215,8 +216,8 @@ TEST_F(GrpcServeTest, HealthAndMetadataAnswer) {
   ASSERT_TRUE(st->ServerMetadata(context_with_deadline().get(), {}, &server).ok());
   EXPECT_EQ(server.name(), "tabby");
   EXPECT_EQ(server.version(), TABBY_VERSION);
-  ASSERT_EQ(server.extensions_size(), 1);
-  EXPECT_EQ(server.extensions(0), "classification");
+  const std::vector<std::string> extensions(server.extensions().begin(), server.extensions().end());
+  EXPECT_NE(std::find(extensions.begin(), extensions.end(), "classification"), extensions.end());
 
   inference::ModelMetadataRequest which;
   which.set_name("cats");
@@ -349,11 +350,11 @@ TEST_F(GrpcServeTest, MistakesGetTheirGrpcCodes) {
 
   inference::ModelInferRequest short_fp32 = fp32_request(one, 1, true);
   short_fp32.mutable_raw_input_contents(0)->resize(one.size() * 4 - 3);
-  expect_code(short_fp32, grpc::StatusCode::INVALID_ARGUMENT, "raw FP32 contents hold");
+  expect_code(short_fp32, grpc::StatusCode::INVALID_ARGUMENT, "bytes of binary data");
 
   inference::ModelInferRequest short_bytes = bytes_request({encoded()[0]}, true);
   short_bytes.mutable_raw_input_contents(0)->resize(encoded()[0].size() / 2);
-  expect_code(short_bytes, grpc::StatusCode::INVALID_ARGUMENT, "end inside element 0");
+  expect_code(short_bytes, grpc::StatusCode::INVALID_ARGUMENT, "BYTES element 0 claims");
 
   inference::ModelInferRequest too_few = bytes_request({encoded()[0]}, false);
   too_few.mutable_inputs(0)->set_shape(0, 2);
@@ -444,8 +445,13 @@ TEST_F(GrpcServeTest, TritonclientGrpcTalksToTabby) {
                                       std::to_string(s.grpc_port()) + " --model cats --image " +
                                       testing::shell_quote(image.string()) + " --expect " + std::to_string(want[0]) +
                                       "," + std::to_string(want[1]));
-  EXPECT_EQ(r.exit_code, 0) << r.out << r.err
-                            << "\n(tritonclient[grpc] comes from scripts/install-test-tools.sh into TABBY_PYTOOLS)";
+  if (r.exit_code == 2) {
+    // Opted out as the HTTP tritonclient test is, where nothing can be installed.
+    const char* opted_out = std::getenv("TABBY_NO_BROWSER");
+    if (opted_out && std::string(opted_out) == "1") GTEST_SKIP() << "no tritonclient (TABBY_NO_BROWSER=1): " << r.err;
+    FAIL() << r.err << "hint: scripts/install-test-tools.sh installs tritonclient";
+  }
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
 }
 
 }  // namespace

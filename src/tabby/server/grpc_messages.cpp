@@ -2,7 +2,10 @@
 
 #include <fmt/format.h>
 
-#include "tabby/serve/oip_tensor.h"
+#include <algorithm>
+#include <cmath>
+
+#include "tabby/serve/oip_binary.h"
 
 namespace tabby::server {
 
@@ -11,6 +14,27 @@ namespace {
 using nlohmann::json;
 
 [[noreturn]] void refuse_message(const std::string& message) { throw serve::RequestError(400, message); }
+
+// The checks of serve/oip.cpp's JSON requests, with its messages.
+int64_t fp32_images_of(const std::vector<int64_t>& shape, const serve::ModelSignature& m) {
+  if (shape.size() != 4 || shape[0] < 0 || shape[1] != 3 || shape[2] != m.height || shape[3] != m.width) {
+    refuse_message(fmt::format(
+        "FP32 input must have shape [N, 3, {}, {}] (RGB pixel values 0-255 at the model's size)", m.height, m.width));
+  }
+  return shape[0];
+}
+
+int64_t bytes_images_of(const std::vector<int64_t>& shape) {
+  if (shape.empty() || shape.size() > 2 || (shape.size() == 2 && shape[1] != 1) || shape[0] < 0) {
+    refuse_message("BYTES input must have shape [N] or [N, 1]");
+  }
+  return shape[0];
+}
+
+void check_grpc_image_count(int64_t images, const serve::ModelSignature& m) {
+  if (images < 1) refuse_message("the request holds no image");
+  if (images > m.max_images) refuse_message(fmt::format("a request may hold at most {} images", m.max_images));
+}
 
 // The datatype and shape of a metadata tensor, as the JSON metadata has them.
 void add_tensors(const json& list, google::protobuf::RepeatedPtrField<inference::ModelMetadataResponse::TensorMetadata>* out) {
@@ -26,22 +50,24 @@ void read_fp32(serve::InferRequest& r, const inference::ModelInferRequest::Infer
                const std::string* raw, const serve::ModelSignature& m) {
   const size_t count = static_cast<size_t>(r.images) * 3 * m.height * m.width;
   if (raw) {
-    r.pixels = serve::fp32_from_raw(*raw, count);
+    r.pixels = serve::fp32_from_raw(*raw, count, "raw_input_contents of the FP32 input");
     return;
   }
   const auto& values = input.contents().fp32_contents();
   if (static_cast<size_t>(values.size()) != count) {
     refuse_message(fmt::format("fp32_contents holds {} values; the input's shape says {}", values.size(), count));
   }
+  for (const float v : values) {
+    if (!std::isfinite(v)) refuse_message("fp32_contents must hold finite numbers");
+  }
   r.pixels.assign(values.begin(), values.end());
-  serve::check_finite(r.pixels);
 }
 
 void read_bytes(serve::InferRequest& r, const inference::ModelInferRequest::InferInputTensor& input,
                 const std::string* raw) {
   const auto count = static_cast<size_t>(r.images);
   if (raw) {
-    r.encoded = serve::bytes_from_raw(*raw, count);
+    r.encoded = serve::bytes_from_raw(*raw, count, "raw_input_contents of the BYTES input");
     return;
   }
   const auto& values = input.contents().bytes_contents();
@@ -62,7 +88,9 @@ void read_outputs(serve::InferRequest& r, const inference::ModelInferRequest& re
   if (k->second.parameter_choice_case() != inference::InferParameter::kInt64Param) {
     refuse_message("`classification` must be a positive integer (int64_param)");
   }
-  r.classification = serve::classification_count(k->second.int64_param(), m);
+  const int64_t top = k->second.int64_param();
+  if (top < 1) refuse_message("`classification` must be a positive integer");
+  r.classification = static_cast<int>(std::min<int64_t>(top, static_cast<int64_t>(m.classes.size())));
 }
 
 }  // namespace
@@ -83,12 +111,12 @@ serve::InferRequest infer_request_of(const inference::ModelInferRequest& request
   }
   const std::vector<int64_t> shape(input.shape().begin(), input.shape().end());
   if (input.datatype() == "FP32") {
-    r.images = serve::fp32_images(shape, m);
-    serve::check_image_count(r.images, m);
+    r.images = fp32_images_of(shape, m);
+    check_grpc_image_count(r.images, m);
     read_fp32(r, input, raw, m);
   } else if (input.datatype() == "BYTES") {
-    r.images = serve::bytes_images(shape);
-    serve::check_image_count(r.images, m);
+    r.images = bytes_images_of(shape);
+    check_grpc_image_count(r.images, m);
     read_bytes(r, input, raw);
   } else {
     refuse_message("datatype '" + input.datatype() + "': the model takes FP32 pixels or BYTES (encoded images)");
@@ -109,7 +137,9 @@ inference::ModelInferResponse infer_response_of(const serve::InferRequest& r, co
   if (r.classification > 0) {
     tensor->set_datatype("BYTES");
     tensor->add_shape(r.classification);
-    out.add_raw_output_contents(serve::raw_of_bytes(serve::classification_elements(r, m, probabilities)));
+    // The strings of the JSON answer, so that both protocols word them alike.
+    const json answer = serve::infer_response(r, m, probabilities);
+    out.add_raw_output_contents(serve::raw_of_bytes(answer["outputs"][0]["data"].get<std::vector<std::string>>()));
   } else {
     tensor->set_datatype("FP32");
     tensor->add_shape(static_cast<int64_t>(m.classes.size()));

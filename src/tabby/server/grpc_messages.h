@@ -1,6 +1,7 @@
 // The gRPC messages of the Open Inference Protocol (grpc/inference.proto)
-// to and from tabby's transport-neutral requests (serve/oip.h): the same
-// checks as the JSON requests, through serve/oip_tensor.h.
+// to and from tabby's transport-neutral requests (serve/oip.h): the checks
+// and messages of the JSON requests, raw contents read and written by
+// serve/oip_binary.h.
 #pragma once
 
 #include <vector>
