@@ -40,10 +40,13 @@ class ServeProcess {
     }
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     const std::regex listening("listening on http://127\\.0\\.0\\.1:([0-9]+)");
+    // Given --grpc-port, the same line goes on "and grpc://127.0.0.1:PORT".
+    const std::regex grpc_listening("listening on http://[^ ]+ and grpc://127\\.0\\.0\\.1:([0-9]+)");
     while (port_ == 0 && std::chrono::steady_clock::now() < deadline && alive()) {
       std::smatch m;
       const std::string text = stderr_text();
       if (std::regex_search(text, m, listening)) port_ = std::stoi(m[1]);
+      if (std::regex_search(text, m, grpc_listening)) grpc_port_ = std::stoi(m[1]);
       if (port_ == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }
@@ -56,6 +59,7 @@ class ServeProcess {
   }
 
   int port() const { return port_; }
+  int grpc_port() const { return grpc_port_; }  // 0 without --grpc-port
   pid_t pid() const { return pid_; }
   httplib::Client client() const {
     httplib::Client c("127.0.0.1", port_);
@@ -102,6 +106,7 @@ class ServeProcess {
   std::filesystem::path log_;
   pid_t pid_ = -1;
   int port_ = 0;
+  int grpc_port_ = 0;
   bool exited_ = false;
   int exit_status_ = 0;
 };

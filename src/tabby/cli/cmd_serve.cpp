@@ -20,6 +20,7 @@ struct ServeFlags {
   double max_body_mb = 16, drain_timeout = 30, threshold = 0, max_image_mp = 40;
   int max_connections = 10000, max_headers = 100;
   double header_timeout = 10, idle_timeout = 60, body_timeout = 10, min_body_rate_kb = 4, max_header_kb = 16;
+  int grpc_port = -1;  // -1: no gRPC
 };
 
 }  // namespace
@@ -66,6 +67,9 @@ Command add_serve(CLI::App& root) {
   app->add_option("--max-header-kb", f->max_header_kb,
                   "Largest request line and headers together, in KB; larger gets 431 (default 16)");
   app->add_option("--max-headers", f->max_headers, "Most header fields in a request; more gets 431 (default 100)");
+  app->add_option("--grpc-port", f->grpc_port,
+                  "Also serve the Open Inference Protocol over gRPC on this port (0: any free port, printed; "
+                  "default: no gRPC)");
   Action run = [f]() -> int {
 #ifdef TABBY_HAVE_SERVER
     server::ServeOptions o;
@@ -74,6 +78,8 @@ Command add_serve(CLI::App& root) {
     o.host = f->host;
     o.port = f->port;
     if (f->port < 0 || f->port > 65535) throw UsageError("--port must be 0 to 65535");
+    if (f->grpc_port < -1 || f->grpc_port > 65535) throw UsageError("--grpc-port must be 0 to 65535");
+    o.grpc_port = f->grpc_port;
     if (f->instances < 0 || f->threads < 0) throw UsageError("--instances and --threads cannot be negative (0: chosen from the cores)");
     if (f->max_batch_size < 1 || f->queue < 1 || f->max_batch_delay_ms < 0) {
       throw UsageError("--max-batch-size and --queue must be at least 1, --max-batch-delay-ms at least 0");

@@ -9,8 +9,12 @@
 #include <vector>
 
 #include "tabby/server/http_front_end.h"
+#ifdef TABBY_HAVE_GRPC
+#include "tabby/server/grpc_front_end.h"
+#endif
 #include "tabby/server/inference_service.h"
 #include "tabby/server/signals.h"
+#include "tabby/util/error.h"
 #include "tabby/util/log.h"
 
 namespace tabby::server {
@@ -19,6 +23,14 @@ int run_server(const ServeOptions& options) {
   InferenceService service(options);
   std::vector<std::unique_ptr<FrontEnd>> front_ends;
   front_ends.push_back(make_http_front_end(service));
+  if (options.grpc_port >= 0) {
+#ifdef TABBY_HAVE_GRPC
+    front_ends.push_back(make_grpc_front_end(service));
+#else
+    throw Error("this tabby was built without grpc++, so it cannot serve gRPC (--grpc-port)",
+                "install libgrpc++-dev and protobuf-compiler-grpc (scripts/install-deps.sh) and rebuild");
+#endif
+  }
   std::vector<int> ports;
   for (auto& f : front_ends) ports.push_back(f->bind());
 
