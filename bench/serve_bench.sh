@@ -36,14 +36,16 @@ if ! cmp -s "$peers/requirements.txt" "$venv/.requirements.txt" 2>/dev/null; the
   cp "$peers/requirements.txt" "$venv/.requirements.txt"
 fi
 
-# The load generator, rebuilt when its source or protocol file changed.
-if [[ ! -x "$load/serve_load" || "$peers/serve_load.cpp" -nt "$load/serve_load" || "$peers/oip_grpc.proto" -nt "$load/serve_load" ]]; then
+# The load generator, rebuilt when its source or protocol file changed; the
+# protocol file is the one tabby serves (the messages are the protocol's).
+proto_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/src/tabby/server/grpc"
+if [[ ! -x "$load/serve_load" || "$peers/serve_load.cpp" -nt "$load/serve_load" || "$proto_dir/inference.proto" -nt "$load/serve_load" ]]; then
   echo "serve-bench: building the load generator in $load" >&2
   mkdir -p "$load"
-  protoc -I "$peers" --cpp_out="$load" --grpc_out="$load" --plugin=protoc-gen-grpc="$(command -v grpc_cpp_plugin)" \
-    "$peers/oip_grpc.proto"
+  protoc -I "$proto_dir" --cpp_out="$load" --grpc_out="$load" --plugin=protoc-gen-grpc="$(command -v grpc_cpp_plugin)" \
+    "$proto_dir/inference.proto"
   # shellcheck disable=SC2046 # pkg-config's flags are meant to split
-  g++ -O2 -std=c++17 -I"$load" "$peers/serve_load.cpp" "$load/oip_grpc.pb.cc" "$load/oip_grpc.grpc.pb.cc" \
+  g++ -O2 -std=c++17 -I"$load" "$peers/serve_load.cpp" "$load/inference.pb.cc" "$load/inference.grpc.pb.cc" \
     -o "$load/serve_load" $(pkg-config --cflags --libs grpc++ protobuf) -pthread
 fi
 

@@ -39,7 +39,7 @@
 #include <thread>
 #include <vector>
 
-#include "oip_grpc.grpc.pb.h"
+#include "inference.grpc.pb.h"
 
 namespace {
 
