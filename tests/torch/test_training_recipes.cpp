@@ -400,7 +400,7 @@ TEST(RecipeCli, ARecipeIsRecordedAndOneThatNeedsABackboneSaysSo) {
   const auto from_file = testing::read_json(dir / "d" / "run.json").at("train");
   EXPECT_EQ(from_file.at("recipe"), "scratch");
   EXPECT_EQ(from_file.at("schedule"), "one_cycle");
-  EXPECT_EQ(from_file.at("mixup"), 0.2);
+  EXPECT_EQ(from_file.at("label_smoothing"), 0.1);
 }
 
 TEST(RecipeCli, BadTrainTableImageSizeAndFlagValuesAreRefusedByName) {

@@ -40,10 +40,13 @@ std::vector<Recipe> make_recipes() {
   // 3e-3 the batch-norm-free tutorial CNN collapsed to one class (2026-12-07).
   Recipe scratch;
   scratch.name = "scratch";
-  scratch.description = "train from random weights (one-cycle AdamW, crops, flips, colour jitter, mixup, smoothing)";
-  scratch.train = {{"optimizer", "adamw"}, {"lr", 1e-3},           {"weight_decay", 0.05},
-                   {"schedule", "one_cycle"}, {"label_smoothing", 0.1}, {"mixup", 0.2},
-                   {"augment", "crop=0.35,flip,jitter=0.2"}};
+  // Measured on scratch-cnn (docs/ACCURACY.md): with crops of 35 % of the area,
+  // colour jitter and mixup the network still underfitted after 20 epochs
+  // (training accuracy 0.60), so the regularisation is the Keras tutorials'
+  // geometric augmentation and smoothing, and batch norm allows a higher peak.
+  scratch.description = "train a network with batch norm from random weights (one-cycle AdamW, flips, rotations, zooms, smoothing)";
+  scratch.train = {{"optimizer", "adamw"}, {"lr", 3e-3},           {"weight_decay", 0.01},
+                   {"schedule", "one_cycle"}, {"label_smoothing", 0.1}, {"augment", "flip,rotation=0.1,zoom=0.2"}};
   all.push_back(scratch);
   return all;
 }
