@@ -115,9 +115,8 @@ class InferenceRpcs final : public inference::GRPCInferenceService::Service {
     } catch (const std::exception& e) {
       status = grpc::Status(grpc::StatusCode::INTERNAL, e.what());
     }
-    bool known = false;
-    for (const auto& n : service_.model_names()) known = known || n == model;
-    service_.metrics().request(std::string("grpc ") + method, known ? model : "", http_status_of(status),
+    service_.metrics().request(std::string("grpc ") + method, service_.has_model(model) ? model : "",
+                               http_status_of(status),
                                std::chrono::duration<double>(GrpcClock::now() - start).count());
     return status;
   }

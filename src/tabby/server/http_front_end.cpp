@@ -333,10 +333,9 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     close = close || state_.stopping.load();
     if (!path_.empty()) {
       const double seconds = std::chrono::duration<double>(Clock::now() - started_).count();
-      std::string model = model_of(path_);
-      const auto names = state_.service.model_names();
-      if (std::find(names.begin(), names.end(), model) == names.end()) model.clear();
-      state_.service.metrics().request(route_of(path_), model, reply.status, seconds);
+      const std::string model = model_of(path_);
+      state_.service.metrics().request(route_of(path_), state_.service.has_model(model) ? model : "", reply.status,
+                                       seconds);
     }
     response_.emplace(static_cast<http::status>(reply.status), 11);
     response_->set(http::field::content_type, reply.content_type);

@@ -32,6 +32,7 @@ class InferenceService {
   serve::Metrics& metrics() { return metrics_; }
   const std::vector<std::unique_ptr<ServedModel>>& models() const { return models_; }
   std::vector<std::string> model_names() const;
+  bool has_model(const std::string& name) const { return by_name_.count(name) > 0; }
   size_t body_limit() const { return static_cast<size_t>(options_.max_body_mb * 1024 * 1024); }
 
   // Loads and warms every model; false (the reason logged) when one fails.
