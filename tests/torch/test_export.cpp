@@ -156,7 +156,8 @@ std::vector<std::string> zoo(const std::string& model, std::vector<std::string> 
 // probabilities differ between images by far more than the tolerance.
 //
 // At 24 px: a stride-2 "same" convolution with sigmoid (24 -> 12, padded
-// 0/1), batch norm of images, an Activation layer (gelu), a "valid"
+// 0/1), batch norm of images, an Activation layer (gelu), two residual
+// blocks (an identity shortcut, then a projection to 12 channels), a "valid"
 // convolution with tanh (-> 10), two "same" average pools (-> 5, -> 3 padded
 // 0/1), a "same" convolution with swish, batch norm again, a "same" max pool
 // (-> 2, padded 0/1), GlobalAveragePooling2D and a gelu Dense. The zoom,
@@ -202,6 +203,16 @@ momentum = 0.0
 [[layers]]
 type = "Activation"
 activation = "gelu"
+[[layers]]
+type = "ResidualBlock"
+filters = 8
+momentum = 0.0
+zero_init_residual = false
+[[layers]]
+type = "ResidualBlock"
+filters = 12
+momentum = 0.0
+zero_init_residual = false
 [[layers]]
 type = "Conv2D"
 filters = 8

@@ -396,6 +396,94 @@ TEST(BatchNormalization, BatchStatisticsInTrainingRunningStatisticsInInference) 
   EXPECT_TRUE(torch::allclose(g.var(0, false), f.var(0, false) / (f.var(0, false) + 1e-5), 1e-4, 1e-4));
 }
 
+// --- ResidualBlock --------------------------------------------------------
+
+// Inference-mode batch norm with the layer's own statistics (PyTorch's formula).
+torch::Tensor nested_param(const Layer& layer, const std::string& name) {
+  auto params = layer->named_parameters(/*recurse=*/true);
+  auto* p = params.find(name);
+  return p ? *p : torch::Tensor();
+}
+
+torch::Tensor reference_bn(const torch::Tensor& x, torch::nn::Module& bn, double eps) {
+  auto p = bn.named_parameters();
+  auto b = bn.named_buffers();
+  const auto v = [](const torch::Tensor& t) { return t.view({1, -1, 1, 1}); };
+  return (x - v(b["running_mean"])) / torch::sqrt(v(b["running_var"]) + eps) * v(p["weight"]) + v(p["bias"]);
+}
+
+void randomise_statistics(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& item : module.named_parameters()) {
+    if (item.value().dim() == 1) item.value().uniform_(-1, 1);
+  }
+  for (auto& item : module.named_buffers()) {
+    if (item.key().find("running_mean") != std::string::npos) item.value().uniform_(-0.5, 0.5);
+    if (item.key().find("running_var") != std::string::npos) item.value().uniform_(0.5, 2);
+  }
+}
+
+TEST(ResidualBlock, TorchvisionNamesAndShapesWithAProjectionWhereTheShapeChanges) {
+  auto down = make_layer(spec_of("ResidualBlock", {{"filters", 8}, {"strides", 2}}), {4, 9, 10}, 2);
+  std::vector<std::string> names;
+  for (const auto& item : down->named_parameters()) names.push_back(item.key());
+  EXPECT_EQ(names, (std::vector<std::string>{"conv1.weight", "bn1.weight", "bn1.bias", "conv2.weight", "bn2.weight",
+                                             "bn2.bias", "downsample.0.weight", "downsample.1.weight",
+                                             "downsample.1.bias"}));
+  EXPECT_EQ(nested_param(down, "conv1.weight").sizes().vec(), (std::vector<int64_t>{8, 4, 3, 3}));
+  EXPECT_EQ(nested_param(down, "downsample.0.weight").sizes().vec(), (std::vector<int64_t>{8, 4, 1, 1}));
+  // TensorFlow's "same": ceil(n / stride).
+  EXPECT_EQ(infer_output_shape(*down, {4, 9, 10}), (std::vector<int64_t>{8, 5, 5}));
+  // zero_init_residual: the residual branch starts switched off.
+  EXPECT_TRUE(torch::equal(nested_param(down, "bn2.weight"), torch::zeros({8})));
+  EXPECT_TRUE(torch::equal(nested_param(down, "bn1.weight"), torch::ones({8})));
+
+  // Same shape in and out: the shortcut is the input itself, no parameters.
+  auto same = make_layer(spec_of("ResidualBlock", {{"filters", 4}}), {4, 6, 6}, 2);
+  EXPECT_EQ(nested_param(same, "downsample.0.weight").defined(), false);
+  EXPECT_EQ(same->named_parameters().size(), 6u);
+  // Kept statistics: two batch norms of 4 channels, mean and variance each.
+  EXPECT_EQ(count_keras_params(*same), (std::pair<int64_t, int64_t>{2 * 4 * 4 * 9 + 16, 16}));
+  // At initialisation (zero-init, fresh statistics) the block is relu(x).
+  same->eval();
+  auto x = torch::randn({2, 4, 6, 6});
+  EXPECT_TRUE(torch::allclose(same->forward(x), torch::relu(x)));
+}
+
+TEST(ResidualBlock, InferenceIsTheBasicBlockFormulaWithTensorFlowPadding) {
+  torch::manual_seed(11);
+  auto block = make_layer(spec_of("ResidualBlock", {{"filters", 5}, {"strides", 2}, {"zero_init_residual", false},
+                                                    {"epsilon", 1e-3}}),
+                          {3, 7, 8}, 2);
+  randomise_statistics(*block);
+  block->eval();
+  auto x = torch::randn({1, 3, 7, 8});
+  auto children = block->named_modules("", /*include_self=*/false);
+  const auto w = [&](const std::string& name) { return nested_param(block, name + ".weight"); };
+  torch::Tensor h = torch::relu(reference_bn(reference_conv(x, w("conv1"), {}, 2, 2, true), *children["bn1"], 1e-3));
+  torch::Tensor y = reference_bn(reference_conv(h, w("conv2"), {}, 1, 1, true), *children["bn2"], 1e-3);
+  torch::Tensor s = reference_bn(reference_conv(x, w("downsample.0"), {}, 2, 2, true), *children["downsample.1"], 1e-3);
+  EXPECT_TRUE(torch::allclose(block->forward(x), torch::relu(y + s), 1e-4, 1e-5));
+}
+
+TEST(ResidualBlock, KernelsAreHeNormal) {
+  torch::manual_seed(3);
+  auto block = make_layer(spec_of("ResidualBlock", {{"filters", 64}}), {64, 8, 8}, 2);
+  // He / Kaiming normal, fan_out mode: std = sqrt(2 / (64 * 3 * 3)).
+  const double expected = std::sqrt(2.0 / (64 * 9));
+  EXPECT_NEAR(nested_param(block, "conv2.weight").std().item<double>(), expected, 0.05 * expected);
+  EXPECT_NEAR(nested_param(block, "conv1.weight").mean().item<double>(), 0.0, 0.05 * expected);
+}
+
+TEST(ResidualBlock, ErrorsNameTheLayer) {
+  EXPECT_NE(build_error(spec_of("ResidualBlock")).find("layer 'layer_x' (ResidualBlock): `filters` is required"),
+            std::string::npos);
+  EXPECT_NE(build_error(spec_of("ResidualBlock", {{"filters", 0}})).find("`filters` must be positive"),
+            std::string::npos);
+  EXPECT_NE(build_error(spec_of("ResidualBlock", {{"filters", 4}}), {12}).find("needs an image-shaped input"),
+            std::string::npos);
+}
+
 // --- activations ----------------------------------------------------------
 
 TEST(Activations, NamesAndFormulas) {

@@ -38,6 +38,7 @@ const std::map<std::string, std::set<std::string>>& layer_schema() {
       {"Dropout", {"rate"}},
       {"BatchNormalization", {"momentum", "epsilon"}},
       {"Activation", {"activation"}},
+      {"ResidualBlock", {"filters", "strides", "momentum", "epsilon", "zero_init_residual"}},
       {"Backbone", {"arch", "weights", "include_top", "trainable", "bn_inference", "stochastic_depth"}},
   };
   return schema;
@@ -61,6 +62,7 @@ std::string snake_name(const std::string& type) {
       {"RandomColorJitter", "random_color_jitter"},
       {"TrivialAugmentWide", "trivial_augment_wide"},
       {"RandAugment", "rand_augment"},
+      {"ResidualBlock", "residual_block"},
   };
   auto it = names.find(type);
   if (it != names.end()) return it->second;

@@ -570,6 +570,72 @@ class BatchNormalizationImpl : public LayerImpl {
   torch::Tensor weight_, bias_, running_mean_, running_var_, num_batches_tracked_;
 };
 
+// A ResNet basic block (He et al. 2015; torchvision's BasicBlock): two 3x3
+// convolutions with batch norm, added to the block's input (through a strided
+// 1x1 convolution with batch norm where the shape changes), then ReLU. Keras
+// spells this with its functional API, which a list of layers cannot; as one
+// layer it lets a model file describe a small ResNet. Kernels are He-normal and
+// the second batch norm's scale starts at zero ("zero_init_residual"), so each
+// block starts as the identity: what lets a from-scratch ResNet take large
+// steps from its first batch.
+class ResidualBlockImpl : public LayerImpl {
+ public:
+  ResidualBlockImpl(const LayerSpec& spec, int64_t in_channels) : LayerImpl("ResidualBlock") {
+    if (!spec.has("filters")) throw Error(where_of(spec) + ": `filters` is required");
+    const int64_t filters = spec.get_int("filters", 0);
+    require_positive(spec, "filters", filters);
+    const auto strides = spec.get_pair("strides", {1, 1});
+    require_positive(spec, "strides", std::min(strides.first, strides.second));
+    // PyTorch's batch-norm defaults (momentum 0.1, eps 1e-5), in Keras' spelling.
+    nlohmann::json bn_params = {{"momentum", spec.get_double("momentum", 0.9)},
+                                {"epsilon", spec.get_double("epsilon", 1e-5)}};
+    const auto conv_spec = [&](const char* name, int64_t kernel, std::pair<int64_t, int64_t> s) {
+      return LayerSpec{"Conv2D", spec.name + "." + name,
+                       {{"filters", filters},
+                        {"kernel_size", kernel},
+                        {"strides", std::vector<int64_t>{s.first, s.second}},
+                        {"padding", "same"},
+                        {"use_bias", false}}};
+    };
+    const LayerSpec bn_spec{"BatchNormalization", spec.name, bn_params};
+    conv1_ = register_module("conv1", std::make_shared<Conv2DImpl>(conv_spec("conv1", 3, strides), in_channels));
+    bn1_ = register_module("bn1", std::make_shared<BatchNormalizationImpl>(bn_spec, filters));
+    conv2_ = register_module("conv2", std::make_shared<Conv2DImpl>(conv_spec("conv2", 3, {1, 1}), filters));
+    bn2_ = register_module("bn2", std::make_shared<BatchNormalizationImpl>(bn_spec, filters));
+    if (in_channels != filters || strides != std::make_pair<int64_t, int64_t>(1, 1)) {
+      // torchvision names the projection shortcut downsample.0 / downsample.1.
+      projection_ = std::make_shared<Conv2DImpl>(conv_spec("downsample", 1, strides), in_channels);
+      projection_bn_ = std::make_shared<BatchNormalizationImpl>(bn_spec, filters);
+      auto downsample = register_module("downsample", std::make_shared<torch::nn::Module>());
+      downsample->register_module("0", projection_);
+      downsample->register_module("1", projection_bn_);
+    }
+    torch::NoGradGuard no_grad;
+    for (auto& p : parameters()) {
+      if (p.dim() == 4) torch::nn::init::kaiming_normal_(p, 0.0, torch::kFanOut, torch::kReLU);
+    }
+    if (spec.get_bool("zero_init_residual", true)) bn2_->named_parameters()["weight"].zero_();
+  }
+
+  torch::Tensor forward(torch::Tensor x) override {
+    torch::Tensor y = bn2_->forward(conv2_->forward(torch::relu(bn1_->forward(conv1_->forward(x)))));
+    torch::Tensor shortcut = projection_ ? projection_bn_->forward(projection_->forward(x)) : x;
+    return torch::relu(y + shortcut);
+  }
+
+  Value export_onnx(GraphWriter& g, const Value& x) override {
+    const Value h = export_activation(g, ActivationKind::ReLU, bn1_->export_onnx(g, conv1_->export_onnx(g, x)));
+    const Value y = bn2_->export_onnx(g, conv2_->export_onnx(g, h));
+    const Value shortcut = projection_ ? projection_bn_->export_onnx(g, projection_->export_onnx(g, x)) : x;
+    const Value sum = g.node("Add", {y.name, shortcut.name}, {}, y.sample + shortcut.sample);
+    return export_activation(g, ActivationKind::ReLU, sum);
+  }
+
+ private:
+  std::shared_ptr<Conv2DImpl> conv1_, conv2_, projection_;
+  std::shared_ptr<BatchNormalizationImpl> bn1_, bn2_, projection_bn_;
+};
+
 }  // namespace
 
 Conv2DImpl::Conv2DImpl(const LayerSpec& spec, int64_t in_channels) : LayerImpl("Conv2D") {
@@ -702,6 +768,10 @@ Layer make_layer(const LayerSpec& spec, const std::vector<int64_t>& input_shape,
   if (t == "Dropout") return std::make_shared<DropoutImpl>(spec);
   if (t == "BatchNormalization") return std::make_shared<BatchNormalizationImpl>(spec, input_shape[0]);
   if (t == "Activation") return std::make_shared<ActivationLayerImpl>(spec);
+  if (t == "ResidualBlock") {
+    image_layer();
+    return std::make_shared<ResidualBlockImpl>(spec, input_shape[0]);
+  }
   throw Error(where_of(spec) + ": this layer type cannot be built here");
 }
 

@@ -1,4 +1,5 @@
-// The layers a model config can declare (Keras vocabulary), as LibTorch
+// The layers a model config can declare (Keras vocabulary, plus a ResNet
+// basic block that Keras spells with its functional API), as LibTorch
 // modules. Every layer takes and returns NCHW tensors (or (B,F) after Flatten
 // / global pooling); shapes are printed Keras-style (None, H, W, C) by the
 // summary. Parameter names are the PyTorch ones ("weight", "bias",
