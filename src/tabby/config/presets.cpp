@@ -264,11 +264,13 @@ epochs = 10
 )toml";
 
 // A network to train from random weights: VGG-style 3x3 convolutions, each
-// followed by batch norm (what keeps a from-scratch network trainable at the
-// rates a one-cycle schedule reaches), global average pooling instead of a
-// 37k-wide Flatten, the `scratch` recipe's crops, flips and jitter.
+// followed by batch norm, global average pooling instead of a 37k-wide
+// Flatten, behind flips, rotations and zooms.
 std::string scratch_cnn_preset() {
-  std::string t = "name = \"scratch-cnn\"\n[[layers]]\ntype = \"Rescaling\"\nscale = 0.00784313725490196\noffset = -1.0\n";
+  std::string t =
+      "name = \"scratch-cnn\"\n[[layers]]\ntype = \"Rescaling\"\nscale = 0.00784313725490196\noffset = -1.0\n"
+      "[[layers]]\ntype = \"RandomFlip\"\nmode = \"horizontal\"\n[[layers]]\ntype = \"RandomRotation\"\nfactor = 0.1\n"
+      "[[layers]]\ntype = \"RandomZoom\"\nheight_factor = 0.2\n";
   const auto conv = [&t](int filters) {
     t += "[[layers]]\ntype = \"Conv2D\"\nfilters = " + std::to_string(filters) +
          "\nkernel_size = 3\npadding = \"same\"\nuse_bias = false\n"
