@@ -575,9 +575,9 @@ class BatchNormalizationImpl : public LayerImpl {
 // 1x1 convolution with batch norm where the shape changes), then ReLU. Keras
 // spells this with its functional API, which a list of layers cannot; as one
 // layer it lets a model file describe a small ResNet. Kernels are He-normal and
-// the second batch norm's scale starts at zero ("zero_init_residual"), so each
-// block starts as the identity: what lets a from-scratch ResNet take large
-// steps from its first batch.
+// the second batch norm's scale starts at zero ("zero_init_residual", as in
+// Goyal et al. 2017 and torchvision's option), so each block starts as the
+// identity and a deep stack trains from its first batch like a shallow one.
 class ResidualBlockImpl : public LayerImpl {
  public:
   ResidualBlockImpl(const LayerSpec& spec, int64_t in_channels) : LayerImpl("ResidualBlock") {
