@@ -121,13 +121,13 @@ epochs = 3
 lr = 0.01
 )toml";
 
-TEST(ModelSpec, KnownLayerTypesAreTheKerasVocabulary) {
+TEST(ModelSpec, KnownLayerTypesAreTheKerasVocabularyAndResidualBlock) {
   const std::set<std::string> expected = {
       "Rescaling",       "Normalization",     "RandomFlip",       "RandomRotation",         "RandomZoom",
       "RandomTranslation", "RandomContrast",  "Conv2D",           "MaxPooling2D",           "AveragePooling2D",
       "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Flatten",  "Dense",                  "Dropout",
       "BatchNormalization", "Activation",     "Backbone",         "RandomResizedCrop",      "RandomColorJitter",
-      "TrivialAugmentWide", "RandAugment"};
+      "TrivialAugmentWide", "RandAugment",   "ResidualBlock"};
   const auto& known = known_layer_types();
   EXPECT_EQ(std::set<std::string>(known.begin(), known.end()), expected);
   EXPECT_EQ(known.size(), expected.size());
@@ -137,7 +137,7 @@ TEST(ModelSpec, KnownLayerTypesAreTheKerasVocabulary) {
   }
   for (const char* t : {"RandomColorJitter", "TrivialAugmentWide", "RandAugment"}) EXPECT_TRUE(takes_value_range(t)) << t;
   for (const char* t : {"RandomFlip", "RandomResizedCrop", "Rescaling"}) EXPECT_FALSE(takes_value_range(t)) << t;
-  for (const char* t : {"Rescaling", "Conv2D", "Dense", "Dropout", "BatchNormalization", "Backbone"}) {
+  for (const char* t : {"Rescaling", "Conv2D", "Dense", "Dropout", "BatchNormalization", "ResidualBlock", "Backbone"}) {
     EXPECT_FALSE(is_augmentation_layer(t)) << t;
   }
 }
