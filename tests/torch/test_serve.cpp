@@ -140,6 +140,14 @@ TEST_F(ServeTest, EveryRouteAnswers) {
   r = c.Get("/metrics");
   EXPECT_EQ(r->status, 200);
   EXPECT_NE(r->body.find("tabby_requests_total{route=\"/v2\",model=\"\",status=\"200\"} 1"), std::string::npos) << r->body;
+  // A served model's name labels its requests; a name the client made up does not.
+  EXPECT_NE(r->body.find("tabby_requests_total{route=\"/v2/models/{m}\",model=\"cats\",status=\"200\"} 1"),
+            std::string::npos)
+      << r->body;
+  EXPECT_NE(r->body.find("tabby_requests_total{route=\"/predictions/{m}\",model=\"\",status=\"404\"} 1"),
+            std::string::npos)
+      << r->body;
+  EXPECT_EQ(r->body.find("model=\"dogs\""), std::string::npos) << r->body;
 }
 
 // `tabby predict`'s probabilities for `files`, by file.

@@ -115,9 +115,8 @@ class InferenceRpcs final : public inference::GRPCInferenceService::Service {
     } catch (const std::exception& e) {
       status = grpc::Status(grpc::StatusCode::INTERNAL, e.what());
     }
-    service_.metrics().request(std::string("grpc ") + method, service_.has_model(model) ? model : "",
-                               http_status_of(status),
-                               std::chrono::duration<double>(GrpcClock::now() - start).count());
+    service_.record_request(std::string("grpc ") + method, model, http_status_of(status),
+                            std::chrono::duration<double>(GrpcClock::now() - start).count());
     return status;
   }
 

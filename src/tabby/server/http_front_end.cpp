@@ -333,9 +333,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     close = close || state_.stopping.load();
     if (!path_.empty()) {
       const double seconds = std::chrono::duration<double>(Clock::now() - started_).count();
-      const std::string model = model_of(path_);
-      state_.service.metrics().request(route_of(path_), state_.service.has_model(model) ? model : "", reply.status,
-                                       seconds);
+      state_.service.record_request(route_of(path_), model_of(path_), reply.status, seconds);
     }
     response_.emplace(static_cast<http::status>(reply.status), 11);
     response_->set(http::field::content_type, reply.content_type);

@@ -34,6 +34,11 @@ class InferenceService {
   std::vector<std::string> model_names() const;
   bool has_model(const std::string& name) const { return by_name_.count(name) > 0; }
   size_t body_limit() const { return static_cast<size_t>(options_.max_body_mb * 1024 * 1024); }
+  // Counts one answered request in the metrics. A name no model has is
+  // recorded as "" so that clients cannot grow the label set without bound.
+  void record_request(const std::string& route, const std::string& model, int status, double seconds) {
+    metrics_.request(route, has_model(model) ? model : "", status, seconds);
+  }
 
   // Loads and warms every model; false (the reason logged) when one fails.
   bool load_models();
