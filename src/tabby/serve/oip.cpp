@@ -89,7 +89,6 @@ class BinaryTensors {
   std::string_view rest_;
 };
 
-// Refused before anything is allocated for the images, so a huge shape costs nothing.
 void check_image_count(int64_t images, const ModelSignature& m) {
   if (images < 1) bad("the request holds no image");
   if (images > m.max_images) bad(fmt::format("a request may hold at most {} images", m.max_images));
@@ -97,12 +96,7 @@ void check_image_count(int64_t images, const ModelSignature& m) {
 
 void parse_fp32(InferRequest& r, const json& input, const std::vector<int64_t>& shape, const ModelSignature& m,
                 BinaryTensors& binary) {
-  if (shape.size() != 4 || shape[1] != 3 || shape[2] != m.height || shape[3] != m.width) {
-    bad(fmt::format("FP32 input must have shape [N, 3, {}, {}] (RGB pixel values 0-255 at the model's size)",
-                    m.height, m.width));
-  }
-  r.images = shape[0];
-  check_image_count(r.images, m);
+  r.images = fp32_image_count(shape, m);
   const size_t n = static_cast<size_t>(r.images) * 3 * m.height * m.width;
   if (const auto raw = binary.take(input, "the FP32 input")) {
     r.pixels = fp32_from_raw(*raw, n, "the FP32 input");
@@ -119,9 +113,7 @@ void parse_fp32(InferRequest& r, const json& input, const std::vector<int64_t>& 
 
 void parse_bytes(InferRequest& r, const json& input, const std::vector<int64_t>& shape, const ModelSignature& m,
                  BinaryTensors& binary) {
-  if (shape.size() > 2 || (shape.size() == 2 && shape[1] != 1)) bad("BYTES input must have shape [N] or [N, 1]");
-  r.images = shape[0];
-  check_image_count(r.images, m);
+  r.images = bytes_image_count(shape, m);
   if (const auto raw = binary.take(input, "the BYTES input")) {
     r.encoded = bytes_from_raw(*raw, static_cast<size_t>(r.images), "the BYTES input");
     return;
@@ -158,19 +150,45 @@ void parse_outputs(InferRequest& r, const json& body, const ModelSignature& m) {
   const json& out = it->front();
   if (!out.is_object()) bad("an output must be an object");
   r.output_name = text_field(out, "name", "probabilities");
-  if (r.output_name != "probabilities") bad("the model's only output is \"probabilities\"");
+  check_output_name(r.output_name);
   const json params = out.value("parameters", json::object());
   if (!params.is_object()) bad("an output's `parameters` must be an object");
   // The output's own choice wins over the request's `binary_data_output`.
   if (params.contains("binary_data")) r.binary_output = flag_of(params, "binary_data");
   if (params.contains("classification")) {
     const json& k = params["classification"];
-    if (!k.is_number_integer() || k.get<int64_t>() < 1) bad("`classification` must be a positive integer");
-    r.classification = static_cast<int>(std::min<int64_t>(k.get<int64_t>(), static_cast<int64_t>(m.classes.size())));
+    if (!k.is_number_integer()) bad("`classification` must be a positive integer");
+    r.classification = classification_of(k.get<int64_t>(), m);
   }
 }
 
 }  // namespace
+
+int64_t fp32_image_count(const std::vector<int64_t>& shape, const ModelSignature& m) {
+  if (shape.size() != 4 || shape[0] < 0 || shape[1] != 3 || shape[2] != m.height || shape[3] != m.width) {
+    bad(fmt::format("FP32 input must have shape [N, 3, {}, {}] (RGB pixel values 0-255 at the model's size)",
+                    m.height, m.width));
+  }
+  check_image_count(shape[0], m);
+  return shape[0];
+}
+
+int64_t bytes_image_count(const std::vector<int64_t>& shape, const ModelSignature& m) {
+  if (shape.empty() || shape.size() > 2 || (shape.size() == 2 && shape[1] != 1) || shape[0] < 0) {
+    bad("BYTES input must have shape [N] or [N, 1]");
+  }
+  check_image_count(shape[0], m);
+  return shape[0];
+}
+
+int classification_of(int64_t top, const ModelSignature& m) {
+  if (top < 1) bad("`classification` must be a positive integer");
+  return static_cast<int>(std::min<int64_t>(top, static_cast<int64_t>(m.classes.size())));
+}
+
+void check_output_name(const std::string& name) {
+  if (name != "probabilities") bad("the model's only output is \"probabilities\"");
+}
 
 json server_metadata(const std::string& version) {
   return {{"name", "tabby"}, {"version", version}, {"extensions", {"classification", "binary_tensor_data"}}};

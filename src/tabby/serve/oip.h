@@ -53,6 +53,18 @@ struct InferRequest {
   bool binary_output = false;  // answer the output's data as raw bytes (serve/oip_binary.h)
 };
 
+// The checks both protocols (JSON here, gRPC in server/grpc_messages.cpp)
+// make of an input tensor and an output, with the same messages; each throws
+// RequestError(400). They run before anything is allocated for the images, so
+// a huge shape costs nothing.
+// The number of images of an FP32 input of `shape` ([N, 3, H, W] at the model's size).
+int64_t fp32_image_count(const std::vector<int64_t>& shape, const ModelSignature& model);
+// The number of images of a BYTES input of `shape` ([N] or [N, 1]).
+int64_t bytes_image_count(const std::vector<int64_t>& shape, const ModelSignature& model);
+// The classification extension's K for a requested `top`, at most the number of classes.
+int classification_of(int64_t top, const ModelSignature& model);
+void check_output_name(const std::string& name);
+
 nlohmann::json server_metadata(const std::string& version);
 nlohmann::json model_metadata(const ModelSignature& model);
 // RequestError(400) for anything that is not a request this model can run.

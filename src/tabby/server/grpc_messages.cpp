@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
 #include <cmath>
 
 #include "tabby/serve/oip_binary.h"
@@ -14,27 +13,6 @@ namespace {
 using nlohmann::json;
 
 [[noreturn]] void refuse_message(const std::string& message) { throw serve::RequestError(400, message); }
-
-// The checks of serve/oip.cpp's JSON requests, with its messages.
-int64_t fp32_images_of(const std::vector<int64_t>& shape, const serve::ModelSignature& m) {
-  if (shape.size() != 4 || shape[0] < 0 || shape[1] != 3 || shape[2] != m.height || shape[3] != m.width) {
-    refuse_message(fmt::format(
-        "FP32 input must have shape [N, 3, {}, {}] (RGB pixel values 0-255 at the model's size)", m.height, m.width));
-  }
-  return shape[0];
-}
-
-int64_t bytes_images_of(const std::vector<int64_t>& shape) {
-  if (shape.empty() || shape.size() > 2 || (shape.size() == 2 && shape[1] != 1) || shape[0] < 0) {
-    refuse_message("BYTES input must have shape [N] or [N, 1]");
-  }
-  return shape[0];
-}
-
-void check_grpc_image_count(int64_t images, const serve::ModelSignature& m) {
-  if (images < 1) refuse_message("the request holds no image");
-  if (images > m.max_images) refuse_message(fmt::format("a request may hold at most {} images", m.max_images));
-}
 
 // The datatype and shape of a metadata tensor, as the JSON metadata has them.
 void add_tensors(const json& list, google::protobuf::RepeatedPtrField<inference::ModelMetadataResponse::TensorMetadata>* out) {
@@ -82,15 +60,13 @@ void read_outputs(serve::InferRequest& r, const inference::ModelInferRequest& re
   if (request.outputs_size() == 0) return;
   const auto& out = request.outputs(0);
   if (!out.name().empty()) r.output_name = out.name();
-  if (r.output_name != "probabilities") refuse_message("the model's only output is \"probabilities\"");
+  serve::check_output_name(r.output_name);
   const auto k = out.parameters().find("classification");
   if (k == out.parameters().end()) return;
   if (k->second.parameter_choice_case() != inference::InferParameter::kInt64Param) {
     refuse_message("`classification` must be a positive integer (int64_param)");
   }
-  const int64_t top = k->second.int64_param();
-  if (top < 1) refuse_message("`classification` must be a positive integer");
-  r.classification = static_cast<int>(std::min<int64_t>(top, static_cast<int64_t>(m.classes.size())));
+  r.classification = serve::classification_of(k->second.int64_param(), m);
 }
 
 }  // namespace
@@ -111,12 +87,10 @@ serve::InferRequest infer_request_of(const inference::ModelInferRequest& request
   }
   const std::vector<int64_t> shape(input.shape().begin(), input.shape().end());
   if (input.datatype() == "FP32") {
-    r.images = fp32_images_of(shape, m);
-    check_grpc_image_count(r.images, m);
+    r.images = serve::fp32_image_count(shape, m);
     read_fp32(r, input, raw, m);
   } else if (input.datatype() == "BYTES") {
-    r.images = bytes_images_of(shape);
-    check_grpc_image_count(r.images, m);
+    r.images = serve::bytes_image_count(shape, m);
     read_bytes(r, input, raw);
   } else {
     refuse_message("datatype '" + input.datatype() + "': the model takes FP32 pixels or BYTES (encoded images)");
